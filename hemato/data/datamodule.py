@@ -1,0 +1,311 @@
+"""LightningDataModule: patient-level split, resizing, augmentation, loaders.
+
+Data path: source.load() -> [VolumeRecord] -> patient split (train / val / test, disjoint,
+seeded, written to a file) -> per-slice tensors resized to ``input_size`` (cached as uint8)
+-> albumentations (flips + shifts, as the paper) -> batches.
+
+Validation and test items also carry the NATIVE-resolution mask and geometry, so the task
+scores Dice/IoU/Rvd and volumes at the scan's own pixel spacing: the network output is
+resized back to the native grid, never the truth down to the network's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import albumentations as A
+import cv2
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+
+from hemato.data.records import DataSource, VolumeRecord
+
+
+class SplitLeakageError(RuntimeError):
+    """A patient appears on two sides of the split."""
+
+
+def split_patients(
+    patient_ids: Sequence[str], test_fraction: float, val_fraction: float, seed: int
+) -> dict[str, list[str]]:
+    """Random patient-level split into train / val / test (seeded, disjoint).
+
+    ``test_fraction`` of all patients go to test (at least 1), then ``val_fraction`` of the
+    remaining ones to validation (at least 1 when ``val_fraction > 0``).
+    """
+    ids = list(patient_ids)
+    if len(set(ids)) != len(ids):
+        raise ValueError("duplicate patient ids in the dataset")
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if len(ids) < 3:
+        raise ValueError(f"need at least 3 patients for a train/val/test split, got {len(ids)}")
+    rng = np.random.default_rng(seed)
+    order = [ids[i] for i in rng.permutation(len(ids))]
+    n_test = min(max(1, round(len(ids) * test_fraction)), len(ids) - 2)
+    test, rest = order[:n_test], order[n_test:]
+    n_val = min(max(1, round(len(rest) * val_fraction)), len(rest) - 1) if val_fraction > 0 else 0
+    split = {"train": sorted(rest[n_val:]), "val": sorted(rest[:n_val]), "test": sorted(test)}
+    assert_disjoint(split)
+    return split
+
+
+def assert_disjoint(split: dict[str, list[str]]) -> None:
+    """Raise :class:`SplitLeakageError` if any patient is on two sides of ``split``."""
+    sides = list(split)
+    for i, a in enumerate(sides):
+        for b in sides[i + 1 :]:
+            common = set(split[a]) & set(split[b])
+            if common:
+                raise SplitLeakageError(f"patients on both {a} and {b}: {sorted(common)[:5]}")
+
+
+def build_transform(augment: dict[str, Any] | None) -> A.Compose | None:
+    """The paper's augmentation: horizontal/vertical flips and shifts (``A.Affine``)."""
+    if not augment:
+        return None
+    ops: list[A.BasicTransform] = []
+    if augment.get("hflip", 0) > 0:
+        ops.append(A.HorizontalFlip(p=augment["hflip"]))
+    if augment.get("vflip", 0) > 0:
+        ops.append(A.VerticalFlip(p=augment["vflip"]))
+    shift = float(augment.get("shift", 0.0))
+    if shift > 0:
+        ops.append(
+            A.Affine(
+                translate_percent={"x": (-shift, shift), "y": (-shift, shift)},
+                p=float(augment.get("shift_p", 0.5)),
+                border_mode=cv2.BORDER_CONSTANT,
+                fill=0,
+                fill_mask=0,
+            )
+        )
+    return A.Compose(ops) if ops else None
+
+
+def resize_slice(image: np.ndarray, size: int) -> np.ndarray:
+    """(H, W) uint8 -> (size, size) uint8 with area interpolation (antialiased)."""
+    if image.shape == (size, size):
+        return image
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """(H, W) bool -> (size, size) bool: area fraction >= 0.5."""
+    if mask.shape == (size, size):
+        return mask.astype(bool)
+    frac = cv2.resize(mask.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
+    return frac >= 0.5
+
+
+class SliceDataset(Dataset):
+    """All slices of some patients, resized to ``input_size`` and cached as uint8.
+
+    Item: ``image`` (1, S, S) float32 in [0, 1], ``mask`` (1, S, S) float32 {0, 1},
+    ``patient`` int (index into the datamodule's patient list), ``slice_index`` int,
+    ``pixel_area_mm2`` float (native), ``thickness_mm`` float, and with ``native=True``
+    ``native_mask`` (H, W) bool tensor.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[VolumeRecord],
+        patient_index: Sequence[int],
+        input_size: int,
+        transform: A.Compose | None = None,
+        native: bool = False,
+    ) -> None:
+        self.records = records
+        self.transform = transform
+        self.native = native
+        self.items: list[tuple[int, int]] = []  # (record position, z)
+        images, masks = [], []
+        for pos, rec in enumerate(records):
+            for z in range(rec.n_slices):
+                self.items.append((pos, z))
+                images.append(resize_slice(rec.image[z], input_size))
+                m = rec.mask[z] if rec.mask is not None else np.zeros(rec.image.shape[1:], bool)
+                masks.append(resize_mask(m, input_size))
+        self.patient_index = list(patient_index)
+        self.images = np.stack(images) if images else np.zeros((0, input_size, input_size), np.uint8)
+        self.masks = np.stack(masks) if masks else np.zeros((0, input_size, input_size), bool)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def has_bleed(self) -> np.ndarray:
+        """(N,) bool: slice has hematoma pixels (at the network resolution)."""
+        return self.masks.reshape(len(self.masks), -1).any(1)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        pos, z = self.items[i]
+        rec = self.records[pos]
+        image, mask = self.images[i], self.masks[i].astype(np.uint8)
+        if self.transform is not None:
+            out = self.transform(image=image, mask=mask)
+            image, mask = out["image"], out["mask"]
+        item = {
+            "image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32) / 255.0)[None],
+            "mask": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None],
+            "patient": self.patient_index[pos],
+            "slice_index": int(rec.slice_index[z]),
+            "pixel_area_mm2": rec.pixel_area_mm2,
+            "thickness_mm": float(rec.thickness_mm) if rec.thickness_mm is not None else float("nan"),
+        }
+        if self.native:
+            m = rec.mask[z] if rec.mask is not None else np.zeros(rec.image.shape[1:], bool)
+            item["native_mask"] = torch.from_numpy(np.ascontiguousarray(m, dtype=bool))
+        return item
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack tensors; keep native masks (sizes may differ between patients) as a list."""
+    out: dict[str, Any] = {}
+    for key in items[0]:
+        values = [it[key] for it in items]
+        if key == "native_mask":
+            out[key] = values
+        elif isinstance(values[0], torch.Tensor):
+            out[key] = torch.stack(values)
+        else:
+            out[key] = torch.tensor(values)
+    return out
+
+
+class HematomaDataModule(L.LightningDataModule):
+    """Patient-level split and loaders for any :class:`DataSource`.
+
+    Args:
+        source: object with ``load() -> list[VolumeRecord]`` (phantom, manifest, ...).
+        input_size: network input side in pixels (multiple of 32 for every model).
+        batch_size: slices per batch.
+        test_fraction: share of patients held out for testing (paper: 40/452).
+        val_fraction: share of the remaining patients used for validation.
+        split_seed: seed of the random patient split.
+        augment: ``{hflip, vflip, shift, shift_p}`` or None.
+        foreground_oversample: if > 0, each training epoch draws ``samples_per_epoch``
+            slices with this probability mass on slices containing bleed (nnU-Net style).
+        samples_per_epoch: slices per training epoch when oversampling (default: all).
+        num_workers: DataLoader workers.
+        split_file: reuse a split written by an earlier run instead of drawing one.
+    """
+
+    def __init__(
+        self,
+        source: DataSource,
+        input_size: int = 128,
+        batch_size: int = 8,
+        test_fraction: float = 40 / 452,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        augment: dict[str, Any] | None = None,
+        foreground_oversample: float = 0.0,
+        samples_per_epoch: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        split_file: str | None = None,
+    ) -> None:
+        super().__init__()
+        if input_size % 32 != 0:
+            raise ValueError(f"data.input_size must be a multiple of 32, got {input_size}")
+        self.source = source
+        self.input_size = input_size
+        self.batch_size = batch_size
+        self.test_fraction = test_fraction
+        self.val_fraction = val_fraction
+        self.split_seed = split_seed
+        self.augment = dict(augment) if augment else None
+        self.foreground_oversample = foreground_oversample
+        self.samples_per_epoch = samples_per_epoch
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.split_file = split_file
+        self.records: list[VolumeRecord] = []
+        self.split: dict[str, list[str]] = {}
+        self.datasets: dict[str, SliceDataset] = {}
+
+    # ----------------------------------------------------------------------------------
+    @property
+    def patient_ids(self) -> list[str]:
+        return [r.patient_id for r in self.records]
+
+    def record(self, patient_id: str) -> VolumeRecord:
+        return self.records[self.patient_ids.index(patient_id)]
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        self.records = self.source.load()
+        ids = self.patient_ids
+        if self.split_file:
+            self.split = json.loads(Path(self.split_file).read_text())["split"]
+            missing = set(sum(self.split.values(), [])) - set(ids)
+            if missing:
+                raise ValueError(f"split file {self.split_file} names unknown patients: {sorted(missing)[:5]}")
+        else:
+            self.split = split_patients(ids, self.test_fraction, self.val_fraction, self.split_seed)
+        assert_disjoint(self.split)
+        index = {pid: i for i, pid in enumerate(ids)}
+        for side in ("train", "val", "test"):
+            recs = [self.records[index[p]] for p in self.split[side]]
+            self.datasets[side] = SliceDataset(
+                recs,
+                [index[p] for p in self.split[side]],
+                self.input_size,
+                transform=build_transform(self.augment) if side == "train" else None,
+                native=side != "train",
+            )
+
+    def save_split(self, path: str | Path) -> Path:
+        """Write the split (and the source's patient list) as JSON; returns the path."""
+        path = Path(path)
+        payload = {
+            "split": self.split,
+            "seed": self.split_seed,
+            "test_fraction": self.test_fraction,
+            "val_fraction": self.val_fraction,
+            "n_slices": {k: len(v) for k, v in self.datasets.items()},
+        }
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(payload, indent=2))
+        tmp.replace(path)
+        return path
+
+    # ----------------------------------------------------------------------------------
+    def _loader(self, side: str, shuffle: bool) -> DataLoader:
+        ds = self.datasets[side]
+        sampler = None
+        if side == "train" and self.foreground_oversample > 0:
+            fg = ds.has_bleed
+            w = np.where(fg, self.foreground_oversample / max(fg.sum(), 1), (1 - self.foreground_oversample) / max((~fg).sum(), 1))
+            n = self.samples_per_epoch or len(ds)
+            sampler = WeightedRandomSampler(torch.as_tensor(w, dtype=torch.double), n, replacement=True)
+            shuffle = False
+        return DataLoader(
+            ds,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            collate_fn=collate,
+            persistent_workers=self.num_workers > 0,
+            drop_last=side == "train" and len(ds) > self.batch_size,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

@@ -1,0 +1,146 @@
+"""Hydra entry point: ``python -m hemato.run model=ours`` (or ``-m`` for sweeps).
+
+instantiate data + task + loggers + trainer -> fit -> test (best checkpoint) -> write the
+run directory: ``metrics.json``, ``test_patients.csv``, ``test_slices.csv``, ``split.json``,
+``config.yaml``, ``checkpoints/{best,last}.ckpt``, ``csv/metrics.csv`` (+ ``wandb/``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import pandas as pd
+import torch
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+import hemato
+
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+SUMMARY_KEYS = (
+    ("dice_patient", "Dice (per patient, 3D)"),
+    ("iou_patient", "IoU (per patient, 3D)"),
+    ("rvd_patient", "Rvd (per patient, 3D)"),
+    ("rvd_signed_patient", "signed Rvd (per patient)"),
+    ("dice_slice", "Dice (mean over bleed slices)"),
+    ("iou_slice", "IoU (mean over bleed slices)"),
+    ("rvd_slice", "Rvd (mean over bleed slices)"),
+    ("volume_rmse_ml", "volume RMSE (ml)"),
+    ("volume_mae_ml", "volume MAE (ml)"),
+    ("fp_patients", "patients without bleed given a bleed"),
+)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and rename (never half-written)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def build_loggers(cfg: DictConfig, out_dir: Path) -> list[Any]:
+    loggers = []
+    for name, lcfg in (cfg.get("logger") or {}).items():
+        if lcfg is None:
+            continue
+        kwargs: dict[str, Any] = {}
+        if name == "wandb":
+            os.environ.setdefault("WANDB_MODE", "offline")  # offline unless the user says so
+            os.environ.setdefault("WANDB_SILENT", "true")
+            hc = HydraConfig.get()
+            if hc.mode.name == "MULTIRUN":
+                kwargs["group"] = Path(hc.sweep.dir).name
+                kwargs["name"] = f"{hc.job.num}_{cfg.model.name}"
+            else:
+                kwargs["name"] = out_dir.name
+        loggers.append(hydra.utils.instantiate(lcfg, **kwargs))
+    return loggers
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Run one experiment from a resolved config; returns the test summary."""
+    t0 = time.time()
+    out_dir = Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    L.seed_everything(cfg.seed, workers=True)
+    write_atomic(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.setup("fit")
+    datamodule.save_split(out_dir / "split.json")
+    n = {k: len(v) for k, v in datamodule.split.items()}
+    print(f"[hemato] patients: train {n['train']}, val {n['val']}, test {n['test']} (split.json written)")
+
+    task = hydra.utils.instantiate(cfg.task, model=OmegaConf.to_container(cfg.model, resolve=True))
+    loggers = build_loggers(cfg, out_dir)
+    ckpt = ModelCheckpoint(
+        dirpath=out_dir / "checkpoints",
+        filename="best",
+        monitor="val/dice_patient",
+        mode="max",
+        save_last=True,
+        enable_version_counter=False,
+    )
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, logger=loggers or False, callbacks=[ckpt], default_root_dir=str(out_dir)
+    )
+    trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    fit_s = time.time() - t0
+    best = ckpt.best_model_path or None
+    trainer.test(task, datamodule=datamodule, ckpt_path=best if best else None, verbose=False)
+    summary = {k.removeprefix("test/"): v for k, v in task.test_summary.items()}
+
+    if trainer.is_global_zero:
+        patients = task.test_patients.copy()
+        for col in ("irregular", "near_skull", "kinds", "irregular_reason", "near_skull_reason"):
+            patients[col] = [datamodule.record(p).tags.get(col) for p in patients["patient_id"]]
+        patients["reference_volume_ml"] = [datamodule.record(p).reference_volume_ml for p in patients["patient_id"]]
+        write_atomic(out_dir / "test_patients.csv", patients.to_csv(index=False))
+        write_atomic(out_dir / "test_slices.csv", task.test_slices.to_csv(index=False))
+        result = {
+            "model": cfg.model.name,
+            "hemato_version": hemato.__version__,
+            "test": summary,
+            "best_checkpoint": str(best) if best else None,
+            "epochs": trainer.current_epoch,
+            "fit_seconds": round(fit_s, 1),
+            "total_seconds": round(time.time() - t0, 1),
+            "empty_policy": cfg.task.empty,
+        }
+        write_atomic(out_dir / "metrics.json", json.dumps(result, indent=2, default=float))
+        print_summary(cfg.model.name, summary, patients, out_dir, time.time() - t0)
+    for lg in loggers:
+        if type(lg).__name__ == "WandbLogger":
+            import wandb
+
+            wandb.finish()
+    return summary
+
+
+def print_summary(model: str, summary: dict[str, float], patients: pd.DataFrame, out_dir: Path, seconds: float) -> None:
+    print(f"\n[hemato] test results, model={model} ({int(summary.get('n_patients', 0))} patients, {int(summary.get('n_patients_with_bleed', 0))} with bleed)")
+    for key, label in SUMMARY_KEYS:
+        v = summary.get(key, math.nan)
+        print(f"  {label:<42s} {v:8.3f}")
+    print(f"  run directory: {out_dir}   ({seconds / 60:.1f} min)\n")
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+def main(cfg: DictConfig) -> float:
+    summary = train(cfg)
+    return float(summary.get("dice_patient", math.nan))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Task stage: the LightningModule that trains and evaluates any registered network."""
