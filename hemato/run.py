@@ -77,7 +77,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     write_atomic(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
     datamodule = hydra.utils.instantiate(cfg.data)
+    t_data = time.time()
     datamodule.setup("fit")
+    print(f"[hemato] data ready in {time.time() - t_data:.1f} s")
     datamodule.save_split(out_dir / "split.json")
     n = {k: len(v) for k, v in datamodule.split.items()}
     print(f"[hemato] patients: train {n['train']}, val {n['val']}, test {n['test']} (split.json written)")

@@ -1,0 +1,30 @@
+PY ?= .venv/bin/python
+PIP ?= $(PY) -m pip
+
+.PHONY: install install-gpu run test test-fast lint format clean
+
+install:            ## CPU install into .venv (torch pinned to the CPU wheel)
+	test -x $(PY) || python3 -m venv .venv
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -c constraints-cpu.txt -e ".[dev]"
+
+install-gpu:        ## GPU install: your CUDA torch must already be in the venv
+	$(PIP) install -e ".[dev]"
+
+run:                ## train + test the paper's network on the phantom (CPU profile)
+	$(PY) -m hemato.run model=ours
+
+test:               ## the full test suite (what CI runs)
+	$(PY) -m pytest -q
+
+test-fast:          ## skip the slow end-to-end tests
+	$(PY) -m pytest -q -m "not slow"
+
+lint:
+	$(PY) -m ruff check hemato tests
+
+format:
+	$(PY) -m ruff format hemato tests
+
+clean:
+	rm -rf runs .cache .pytest_cache .ruff_cache
