@@ -28,3 +28,10 @@ format:
 
 clean:
 	rm -rf runs .cache .pytest_cache .ruff_cache
+
+.PHONY: tables report
+tables:             ## Tables 1-7 + Figures 2-6 on the phantom, CPU-sized (~50 min here), -> reports/cpu/
+	PY=$(PY) experiments/make_tables.sh
+
+report:             ## report from existing runs: make report RUNS="runs/table1/multirun_X runs/ablation/multirun_Y"
+	$(PY) -m hemato.report $(RUNS) --out reports/latest

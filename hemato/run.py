@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 import hemato
+from hemato.config_check import ConfigError, check_config
+from hemato.evaluate import evaluate_patients
+from hemato.metrics.subgroups import SubgroupThresholds
+from hemato.rundir import write_atomic
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
@@ -38,13 +43,6 @@ SUMMARY_KEYS = (
     ("volume_mae_ml", "volume MAE (ml)"),
     ("fp_patients", "patients without bleed given a bleed"),
 )
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and rename (never half-written)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def build_loggers(cfg: DictConfig, out_dir: Path) -> list[Any]:
@@ -108,6 +106,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
         for col in ("irregular", "near_skull", "kinds", "irregular_reason", "near_skull_reason"):
             patients[col] = [datamodule.record(p).tags.get(col) for p in patients["patient_id"]]
         patients["reference_volume_ml"] = [datamodule.record(p).reference_volume_ml for p in patients["patient_id"]]
+        ev = cfg.evaluation
+        extra = evaluate_patients(
+            task.net,
+            [datamodule.record(p) for p in patients["patient_id"]],
+            input_size=cfg.data.input_size,
+            threshold=cfg.task.threshold,
+            out_dir=out_dir / "predictions" if ev.save_predictions else None,
+            thresholds=SubgroupThresholds(**ev.subgroups),
+        )
+        patients = patients.merge(extra, on="patient_id", how="left")
         write_atomic(out_dir / "test_patients.csv", patients.to_csv(index=False))
         write_atomic(out_dir / "test_slices.csv", task.test_slices.to_csv(index=False))
         result = {
@@ -122,12 +130,37 @@ def train(cfg: DictConfig) -> dict[str, float]:
         }
         write_atomic(out_dir / "metrics.json", json.dumps(result, indent=2, default=float))
         print_summary(cfg.model.name, summary, patients, out_dir, time.time() - t0)
+        for lg in loggers:
+            if type(lg).__name__ == "WandbLogger":
+                log_to_wandb(lg, patients, out_dir)
     for lg in loggers:
         if type(lg).__name__ == "WandbLogger":
             import wandb
 
-            wandb.finish()
+            wandb.finish()  # one W&B run per (multirun) job
     return summary
+
+
+def log_to_wandb(logger: Any, patients: pd.DataFrame, out_dir: Path) -> None:
+    """Per-patient volume table (wandb.Table) and a measured-vs-true volume figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = [c for c in ("patient_id", "true_volume_ml", "pred_volume_ml", "volume_error_ml", "dice", "iou", "rvd", "true_abc2_ml", "pred_abc2_ml", "irregular", "near_skull") if c in patients]
+    logger.log_table(key="test/patients", dataframe=patients[cols].astype({"irregular": str, "near_skull": str}, errors="ignore"))
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.scatter(patients["true_volume_ml"], patients["pred_volume_ml"], s=14)
+    top = float(max(patients["true_volume_ml"].max(), patients["pred_volume_ml"].max(), 1.0))
+    ax.plot([0, top], [0, top], "k--", lw=0.8)
+    ax.set_xlabel("true volume (ml)")
+    ax.set_ylabel("measured volume (ml)")
+    fig.tight_layout()
+    path = out_dir / "volumes.png"
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    logger.log_image(key="test/volumes", images=[str(path)])
 
 
 def print_summary(model: str, summary: dict[str, float], patients: pd.DataFrame, out_dir: Path, seconds: float) -> None:
@@ -140,6 +173,11 @@ def print_summary(model: str, summary: dict[str, float], patients: pd.DataFrame,
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> float:
+    try:
+        check_config(cfg)
+    except ConfigError as e:
+        print(f"hemato: config error: {e}", file=sys.stderr)
+        sys.exit(2)
     summary = train(cfg)
     return float(summary.get("dice_patient", math.nan))
 

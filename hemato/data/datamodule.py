@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from hemato.data.records import DataSource, VolumeRecord
+from hemato.data.transforms import resize_mask, resize_slice
 
 
 class SplitLeakageError(RuntimeError):
@@ -88,21 +89,6 @@ def build_transform(augment: dict[str, Any] | None) -> A.Compose | None:
             )
         )
     return A.Compose(ops) if ops else None
-
-
-def resize_slice(image: np.ndarray, size: int) -> np.ndarray:
-    """(H, W) uint8 -> (size, size) uint8 with area interpolation (antialiased)."""
-    if image.shape == (size, size):
-        return image
-    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
-
-
-def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
-    """(H, W) bool -> (size, size) bool: area fraction >= 0.5."""
-    if mask.shape == (size, size):
-        return mask.astype(bool)
-    frac = cv2.resize(mask.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
-    return frac >= 0.5
 
 
 class SliceDataset(Dataset):

@@ -365,7 +365,7 @@ def _make_hematoma(rng: np.random.Generator, head: _Head, cfg: PhantomConfig) ->
         scale = (vol * 1000.0 / (4.0 / 3.0 * np.pi * np.prod(ratios))) ** (1.0 / 3.0)
         axes = ratios * scale
         if kind == "lobulated":
-            axes = axes * 0.8  # lobes add volume back
+            axes = axes * 0.65  # lobes add volume back
         # centre: deep (basal ganglia/thalamus) or lobar (can approach the cortex)
         zmin, zmax = max(zs[0], -0.3 * head.c), min(zs[-1], 0.6 * head.c)
         zc = rng.uniform(zmin + 0.5 * axes[2], max(zmin + 0.5 * axes[2], zmax - 0.5 * axes[2]))
@@ -379,12 +379,12 @@ def _make_hematoma(rng: np.random.Generator, head: _Head, cfg: PhantomConfig) ->
         if kind == "lobulated":
             n = int(rng.integers(3, 6))
             dirs = rng.standard_normal((n, 3))
-            dirs[:, 2] *= 0.5
+            dirs[:, 2] *= 0.3
             dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
             params["lobes"] = [
-                (d, rng.uniform(0.45, 0.75), rng.uniform(0.4, 0.7)) for d in dirs
+                (d, rng.uniform(1.0, 1.35), rng.uniform(0.45, 0.65)) for d in dirs
             ]  # (direction, offset in axes units, lobe radius in axes units)
-            params["bumps"] = (rng.standard_normal((6, 3)), rng.uniform(0.1, 0.25, size=6))
+            params["bumps"] = (rng.standard_normal((6, 3)), rng.uniform(0.15, 0.3, size=6))
         edema = rng.uniform(2.0, 5.0) if rng.random() < 0.5 else 0.0
     elif kind == "subdural":
         span = np.deg2rad(rng.uniform(50, 120))
@@ -607,3 +607,48 @@ class PhantomSource:
                 )
             )
         return out
+
+
+def montage(patients: list[PhantomPatient], per_patient: int = 3, contour: bool = True) -> np.ndarray:
+    """(rows*H, cols*W, 3) uint8 picture: for each patient its largest-bleed slice and others,
+    with the true hematoma contour in green (the convention of the paper's figures)."""
+    tiles = []
+    for p in patients:
+        areas = p.mask.reshape(p.mask.shape[0], -1).sum(1)
+        z = p.image.shape[0]
+        picks = [int(np.argmax(areas)) if areas.max() > 0 else z // 2, int(z * 0.3), int(z * 0.75)][:per_patient]
+        row = []
+        for k in picks:
+            rgb = cv2.cvtColor(p.image[k], cv2.COLOR_GRAY2BGR)
+            if contour and p.mask[k].any():
+                cnts, _ = cv2.findContours(p.mask[k].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+                cv2.drawContours(rgb, cnts, -1, (0, 255, 0), 1)
+            cv2.putText(rgb, f"{p.patient_id} z{k}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1)
+            row.append(rgb)
+        tiles.append(np.hstack(row))
+    return np.vstack(tiles)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m hemato.data.phantom --out DIR``: write a few patients as PNG for a look."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--out", required=True, help="output folder")
+    ap.add_argument("--n", type=int, default=4, help="number of patients")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--size", type=int, default=512, help="slice size in pixels")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = PhantomConfig(n_patients=args.n, seed=args.seed, image_size=args.size)
+    patients = [generate_patient(cfg, i) for i in range(args.n)]
+    for p in patients:
+        print(f"{p.patient_id}: {p.image.shape[0]} slices, spacing {p.spacing_mm[0]:.3f} mm, "
+              f"thickness {p.thickness_mm} mm, bleed {p.volume_ml:.2f} ml ({p.tags['kinds']})")
+    cv2.imwrite(str(out / "phantom_montage.png"), montage(patients))
+    print(f"wrote {out / 'phantom_montage.png'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from hemato.data.datamodule import HematomaDataModule, SplitLeakageError, assert_disjoint, build_transform, split_patients
+from hemato.data.datamodule import (
+    HematomaDataModule,
+    SplitLeakageError,
+    assert_disjoint,
+    build_transform,
+    split_patients,
+)
 
 IDS = [f"P{i:03d}" for i in range(452)]
 

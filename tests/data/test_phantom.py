@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hemato.data.phantom import PhantomConfig, PhantomSource, generate_cohort, generate_patient, load_patient, save_patient, window
+from hemato.data.phantom import (
+    PhantomConfig,
+    PhantomSource,
+    generate_cohort,
+    generate_patient,
+    load_patient,
+    save_patient,
+    window,
+)
 
 CFG = PhantomConfig(n_patients=8, image_size=128, seed=3)
 

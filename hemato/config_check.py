@@ -1,0 +1,58 @@
+"""Check a composed config before any work starts: one clear line per problem.
+
+Hydra itself rejects unknown group options (``model=resnet``); this catches values that
+would otherwise fail deep inside training, or silently do the wrong thing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from hemato.models import available
+from hemato.models.registry import get
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the key."""
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` listing every problem found in ``cfg``."""
+    problems: list[str] = []
+    name = cfg.model.get("name")
+    if name not in available():
+        problems.append(f"model.name={name!r} is not a registered network ({', '.join(available())})")
+    size = cfg.data.get("input_size")
+    if not isinstance(size, int) or size <= 0:
+        problems.append(f"data.input_size={size!r} must be a positive integer")
+    elif name in available():
+        div = max(getattr(get(name), "size_divisor", 16), 32)
+        if size % div:
+            problems.append(f"data.input_size={size} must be divisible by {div} (the networks downsample by up to 32)")
+    lr = cfg.task.optimizer.get("lr")
+    if lr is None or not float(lr) > 0:
+        problems.append(f"task.optimizer.lr={lr!r} must be a positive number")
+    tf = cfg.data.get("test_fraction")
+    if tf is None or not 0 < float(tf) < 1:
+        problems.append(f"data.test_fraction={tf!r} must be in (0, 1)")
+    vf = cfg.data.get("val_fraction")
+    if vf is None or not 0 <= float(vf) < 1:
+        problems.append(f"data.val_fraction={vf!r} must be in [0, 1)")
+    if int(cfg.data.get("batch_size", 0)) < 1:
+        problems.append(f"data.batch_size={cfg.data.get('batch_size')!r} must be >= 1")
+    if int(cfg.trainer.get("max_epochs", 1)) < 1:
+        problems.append(f"trainer.max_epochs={cfg.trainer.get('max_epochs')!r} must be >= 1")
+    if not 0 < float(cfg.task.get("threshold", 0.5)) < 1:
+        problems.append(f"task.threshold={cfg.task.get('threshold')!r} must be in (0, 1)")
+    if str(cfg.trainer.get("accelerator")) == "cpu" and "bf16" in str(cfg.trainer.get("precision")):
+        problems.append("trainer.precision=bf16 on CPU is ~10x slower than fp32 here: use trainer=cpu (32-true)")
+    src = cfg.data.get("source") or {}
+    for key in ("manifest", "path"):
+        if src.get(key) and not Path(str(src[key])).exists():
+            problems.append(f"data.source.{key}={src[key]} does not exist")
+    if cfg.data.get("split_file") and not Path(str(cfg.data.split_file)).is_file():
+        problems.append(f"data.split_file={cfg.data.split_file} does not exist")
+    if problems:
+        raise ConfigError("; ".join(problems))

@@ -1,0 +1,69 @@
+"""Report stage: the paper's tables and figures from finished runs' local files.
+
+``python -m hemato.report RUN_DIR... --out DIR`` (run directories or folders holding them).
+The report reads only files a run wrote; it never imports the task or the datamodule.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hemato.report.collect import collect
+from hemato.report.tables import MODEL_ORDER, build_tables, pick_runs
+from hemato.rundir import write_atomic
+
+__all__ = ["build_report"]
+
+
+
+
+def build_report(run_paths: list[str | Path], out_dir: str | Path) -> dict:
+    """Write tables (CSV + Markdown), figures (PNG), report.md and report.html into ``out_dir``.
+
+    Returns a summary dict (runs used, runs skipped, files written).
+    """
+    from hemato.report import figures
+    from hemato.report.html import render
+
+    runs, unfinished = collect(run_paths)
+    if not runs:
+        raise FileNotFoundError(f"no finished run (with metrics.json) under {', '.join(map(str, run_paths))}")
+    out = Path(out_dir)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    tables = build_tables(runs)
+    for t in tables:
+        write_atomic(out / "tables" / f"{t.key}.csv", t.data.to_csv(index=False))
+        write_atomic(out / "tables" / f"{t.key}.md", t.markdown())
+    main, _ = pick_runs(runs, MODEL_ORDER)
+    pair = {k: v for k, v in main.items() if k in ("U-Net", "Ours")}
+    figs: dict[str, Path] = {}
+    fdir = out / "figures"
+    if main:
+        p = figures.overlay_figure(main, figures.choose_slices(main), "Fig. 2. Segmentation of the four networks (truth green)", fdir / "fig2_overlays.png")
+        if p:
+            figs["Fig. 2. Contour overlays, all networks"] = p
+        figs["Fig. 3. Measured vs true volume per patient"] = figures.volume_curves(main, fdir / "fig3_volumes.png")
+        figs["Fig. 4. Volume error per patient"] = figures.error_curves(main, fdir / "fig4_errors.png")
+        figs["Bland-Altman"] = figures.bland_altman_plot(main, fdir / "bland_altman.png")
+        p = figures.abc2_bias_plot(main, fdir / "abc2_bias.png")
+        if p:
+            figs["ABC/2 bias vs irregularity"] = p
+    if pair:
+        from hemato.report.tables import subgroup_ids
+
+        anyrun = next(iter(pair.values()))
+        for tag, name, fig in (("irregular", "irregular-shape", "fig5_irregular.png"), ("near_skull", "near-skull", "fig6_near_skull.png")):
+            ids = subgroup_ids(anyrun, tag)[0]
+            p = figures.overlay_figure(pair, figures.choose_slices(pair, ids), f"Fig. {fig[3]}. {name} hematomas, U-Net vs Ours (truth green)", fdir / fig)
+            if p:
+                figs[f"Fig. {fig[3]}. {name} hematomas, U-Net vs Ours"] = p
+    md = ["# hemato report", ""] + [t.markdown() for t in tables]
+    md += [f"![{name}](figures/{p.name})\n" for name, p in figs.items()]
+    write_atomic(out / "report.md", "\n".join(md))
+    run_names = [f"{r.label}: {r.path}" for r in runs]
+    write_atomic(out / "report.html", render(tables, figs, run_names, [str(u) for u in unfinished]))
+    summary = {"runs": run_names, "skipped_unfinished": [str(u) for u in unfinished], "tables": [t.key for t in tables], "figures": [p.name for p in figs.values()]}
+    write_atomic(out / "report.json", json.dumps(summary, indent=2))
+    return summary

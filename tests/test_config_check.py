@@ -1,0 +1,50 @@
+"""Bad configs fail at once with one clear line (before any data or training)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from hemato.config_check import ConfigError, check_config
+from hemato.run import CONF_DIR
+
+
+def cfg(*overrides: str):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+@pytest.mark.parametrize("exp", ["cpu", "paper", "table1", "ablation"])
+@pytest.mark.parametrize("model", ["ours", "unet", "fcn8s", "segnet", "ours_plain", "ours_sa", "ours_sa_ca"])
+def test_shipped_configs_are_valid(exp: str, model: str) -> None:
+    check_config(cfg(f"experiment={exp}", f"model={model}"))
+
+
+@pytest.mark.parametrize(
+    "override,needle",
+    [
+        ("task.optimizer.lr=-0.001", "task.optimizer.lr"),
+        ("data.input_size=100", "divisible by 32"),
+        ("data.test_fraction=1.5", "data.test_fraction"),
+        ("data.test_fraction=0", "data.test_fraction"),
+        ("model.name=resnet", "not a registered network"),
+        ("data.split_file=/nonexistent/split.json", "does not exist"),
+        ("trainer.precision=bf16-mixed", "bf16 on CPU"),
+    ],
+)
+def test_bad_values_are_named(override: str, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
+        check_config(cfg(override))
+
+
+def test_cli_exits_with_one_line(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "hemato.run", "task.optimizer.lr=-1", f"paths.runs_dir={tmp_path}"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("hemato: config error: task.optimizer.lr")
+    assert "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "hemato.run", "model=resnet", f"paths.runs_dir={tmp_path}"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "model/resnet" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,75 @@
+"""End to end: ``python -m hemato.run`` as a user runs it (subprocess), tiny sizes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "data.source.n_patients=8",
+    "data.source.image_size=64",
+    "data.source.min_slices=20",
+    "data.source.max_slices=21",
+    "data.input_size=64",
+    "data.samples_per_epoch=32",
+    "data.test_fraction=0.25",
+    "trainer.max_epochs=1",
+    "model.base_channels=4",
+    "trainer.enable_progress_bar=false",
+]
+
+
+def run_hemato(tmp: Path, *overrides: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    flags = [o for o in overrides if o.startswith("-")]  # Hydra flags (-m) go before overrides
+    rest = [o for o in overrides if not o.startswith("-")]
+    cmd = [sys.executable, "-m", "hemato.run", *flags, f"paths.runs_dir={tmp}/runs", f"paths.cache_dir={tmp}/cache", *TINY, *rest]
+    proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def check_run_dir(run: Path, model: str) -> dict:
+    for name in ("config.yaml", "split.json", "metrics.json", "test_patients.csv", "test_slices.csv", "checkpoints/best.ckpt", "checkpoints/last.ckpt", "csv/metrics.csv"):
+        assert (run / name).is_file(), f"{run}/{name} missing"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["model"] == model
+    for key in ("dice_patient", "iou_patient", "rvd_patient", "dice_slice", "volume_rmse_ml", "volume_mae_ml"):
+        assert key in metrics["test"]
+    split = json.loads((run / "split.json").read_text())["split"]
+    assert not set(split["train"]) & set(split["test"]) and not set(split["val"]) & set(split["test"])
+    patients = pd.read_csv(run / "test_patients.csv")
+    assert sorted(patients["patient_id"]) == sorted(split["test"])
+    assert (patients["true_volume_ml"] >= 0).all() and "irregular" in patients and "near_skull" in patients
+    slices = pd.read_csv(run / "test_slices.csv")
+    assert set(slices["patient_id"]) == set(split["test"])
+    return metrics
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["ours", "unet", "fcn8s", "segnet"])
+def test_single_run_writes_everything(tmp_path: Path, model: str) -> None:
+    proc = run_hemato(tmp_path, f"model={model}")
+    assert "test results, model=" + model in proc.stdout
+    runs = list((tmp_path / "runs" / "cpu").iterdir())
+    assert len(runs) == 1
+    check_run_dir(runs[0], model)
+
+
+@pytest.mark.slow
+def test_multirun_with_offline_wandb_one_dir_per_job(tmp_path: Path) -> None:
+    run_hemato(tmp_path, "-m", "model=ours,unet", "logger=wandb", env={"WANDB_MODE": "offline"})
+    sweeps = list((tmp_path / "runs" / "cpu").glob("multirun_*"))
+    assert len(sweeps) == 1
+    jobs = sorted(p for p in sweeps[0].iterdir() if p.is_dir() and p.name[0].isdigit())
+    assert [j.name for j in jobs] == ["0_ours", "1_unet"]
+    for job, model in zip(jobs, ["ours", "unet"]):
+        check_run_dir(job, model)
+        offline = list((job / "wandb").glob("offline-run-*"))
+        assert len(offline) == 1, f"{job}: expected one offline W&B run, got {offline}"
