@@ -29,7 +29,10 @@ from hemato.evaluate import evaluate_patients
 from hemato.metrics.subgroups import SubgroupThresholds
 from hemato.rundir import write_atomic
 
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = str(ROOT / "conf")
+if not OmegaConf.has_resolver("hemato_root"):
+    OmegaConf.register_new_resolver("hemato_root", lambda: str(ROOT))  # the project folder
 
 SUMMARY_KEYS = (
     ("dice_patient", "Dice (per patient, 3D)"),
@@ -82,7 +85,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     n = {k: len(v) for k, v in datamodule.split.items()}
     print(f"[hemato] patients: train {n['train']}, val {n['val']}, test {n['test']} (split.json written)")
 
-    task = hydra.utils.instantiate(cfg.task, model=OmegaConf.to_container(cfg.model, resolve=True))
+    task = hydra.utils.instantiate(cfg.task, model=OmegaConf.to_container(cfg.model, resolve=True), input_size=cfg.data.input_size)
     loggers = build_loggers(cfg, out_dir)
     ckpt = ModelCheckpoint(
         dirpath=out_dir / "checkpoints",

@@ -99,7 +99,8 @@ class SliceStats(Metric):
 
 def slice_table(stats: dict[str, torch.Tensor], patient_ids: list[str] | None = None, empty: str = "exclude") -> pd.DataFrame:
     """One row per slice: counts, areas (mm^2) and Dice/IoU/Rvd of that slice."""
-    df = pd.DataFrame({k: v.cpu().numpy() for k, v in stats.items()})
+    # torchmetrics squeezes one-element results to 0-d tensors: keep them 1-D
+    df = pd.DataFrame({k: np.atleast_1d(v.cpu().numpy()) for k, v in stats.items()})
     if df.empty:
         return df
     scores = overlap_scores(df["inter"].to_numpy(), df["pred"].to_numpy(), df["gt"].to_numpy(), empty)
@@ -124,8 +125,9 @@ def patient_table(slices: pd.DataFrame, empty: str = "exclude") -> pd.DataFrame:
     df["bleed_slices_true"] = g["gt"].apply(lambda s: int((s > 0).sum())).to_numpy()
     df["bleed_slices_pred"] = g["pred"].apply(lambda s: int((s > 0).sum())).to_numpy()
     df["thickness_mm"] = thickness
-    df["pred_volume_ml"] = g["pred_area_mm2"].sum().to_numpy() * thickness / 1000.0
-    df["true_volume_ml"] = g["true_area_mm2"].sum().to_numpy() * thickness / 1000.0
+    # NaN areas (unknown spacing) must give a NaN volume, never pandas' NaN-skipping 0 ml
+    df["pred_volume_ml"] = g["pred_area_mm2"].sum(skipna=False).to_numpy() * thickness / 1000.0
+    df["true_volume_ml"] = g["true_area_mm2"].sum(skipna=False).to_numpy() * thickness / 1000.0
     scores = overlap_scores(df["inter"].to_numpy(), df["pred"].to_numpy(), df["gt"].to_numpy(), empty)
     for k, v in scores.items():
         df[k] = v

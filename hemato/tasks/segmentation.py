@@ -50,6 +50,8 @@ class SegmentationTask(L.LightningModule):
         threshold: probability threshold of the binary mask (paper: 0.5).
         empty: how empty-ground-truth slices/patients enter the means (see overlap.py).
         channels_last: use channels-last memory format (GPU / CPU inference speed-up).
+        input_size: the slice size (pixels) the network is trained on; stored in the
+            checkpoint so prediction resizes scans exactly as training did.
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class SegmentationTask(L.LightningModule):
         threshold: float = 0.5,
         empty: str = "exclude",
         channels_last: bool = False,
+        input_size: int | None = None,
     ) -> None:
         super().__init__()
         model = _plain(model)
@@ -68,7 +71,7 @@ class SegmentationTask(L.LightningModule):
         scheduler = _plain(scheduler) if scheduler else None
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-        self.save_hyperparameters({"model": model, "optimizer": optimizer, "scheduler": scheduler, "loss": loss, "threshold": threshold, "empty": empty, "channels_last": channels_last})
+        self.save_hyperparameters({"model": model, "optimizer": optimizer, "scheduler": scheduler, "loss": loss, "threshold": threshold, "empty": empty, "channels_last": channels_last, "input_size": input_size})
         self.net = hydra.utils.instantiate(model)
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)

@@ -75,3 +75,16 @@ def test_patient_table_is_3d_and_volumes_in_ml() -> None:
     err_a = (20 - 24) * 0.25 * 5.0 / 1000
     assert s["volume_mae_ml"] == pytest.approx(abs(err_a) / 2)
     assert s["volume_rmse_ml"] == pytest.approx(math.sqrt(err_a**2 / 2))
+
+
+def test_a_single_slice_is_a_table_row() -> None:
+    stats = _stats([(3, 27, 1, 2, 2, 0.25, 5.0)]).compute()
+    df = slice_table(stats, None)
+    assert len(df) == 1 and df["dice"].iloc[0] == pytest.approx(0.5)
+
+
+def test_unknown_spacing_gives_no_volume() -> None:
+    rows = [(0, 0, 3, 6, 4, float("nan"), 5.0), (0, 1, 1, 1, 1, float("nan"), 5.0)]
+    pat = patient_table(slice_table(_stats(rows).compute(), ["A"]))
+    assert math.isnan(pat["pred_volume_ml"].iloc[0]) and math.isnan(pat["true_volume_ml"].iloc[0])
+    assert pat["dice"].iloc[0] == pytest.approx(8 / 12)  # overlap still scored

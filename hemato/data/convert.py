@@ -1,0 +1,189 @@
+"""Importers that write the canonical dataset (``slices.csv`` + PNG slices/masks).
+
+    python -m hemato.data.convert images  --images DIR --masks DIR --out OUT [--pattern REGEX] [--spacing R C] [--thickness H]
+    python -m hemato.data.convert labelme --images DIR --labelme DIR --out OUT [--labels L ...]
+    python -m hemato.data.convert nifti   --images DIR --masks DIR --out OUT [--level 40 --width 120]
+    python -m hemato.data.convert dicom   --series DIR --out OUT      (one sub-folder per patient)
+
+Slices are written as windowed 8-bit PNGs under ``OUT/images/<patient>/`` and masks under
+``OUT/masks/<patient>/``; geometry comes from the files (NIfTI header, DICOM tags) or from
+``--spacing/--thickness``, and is left empty (= unknown) otherwise, never guessed.
+Patient ids are file or folder names, never DICOM PatientName/PatientID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from hemato.data.manifest import write_manifest
+from hemato.data.readers.dicom import read_dicom_series
+from hemato.data.readers.errors import InputError
+from hemato.data.readers.images import IMAGE_SUFFIXES, read_mask, read_slice
+from hemato.data.readers.labelme import read_labelme
+from hemato.data.readers.nifti import read_nifti, window_hu
+
+DEFAULT_PATTERN = r"(?P<patient>.+?)[_-](?P<slice>\d+)$"
+
+
+def _write_png(path: Path, arr: np.ndarray) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), arr):
+        raise InputError(path, "could not write PNG")
+    return str(path)
+
+
+def _geometry(spacing: tuple[float, float] | None, thickness: float | None) -> dict[str, Any]:
+    return {
+        "spacing_row_mm": spacing[0] if spacing else None,
+        "spacing_col_mm": spacing[1] if spacing else None,
+        "thickness_mm": thickness,
+    }
+
+
+def _stack_rows(out: Path, pid: str, images: np.ndarray, masks: np.ndarray | None, geo: dict[str, Any], first_index: int = 0) -> list[dict[str, Any]]:
+    rows = []
+    for k, img in enumerate(images):
+        idx = first_index + k
+        ip = _write_png(out / "images" / pid / f"{idx:04d}.png", img)
+        row = {"patient": pid, "slice_index": idx, "image": str(Path(ip).relative_to(out)), **geo}
+        if masks is not None:
+            mp = _write_png(out / "masks" / pid / f"{idx:04d}.png", masks[k].astype(np.uint8) * 255)
+            row["mask"] = str(Path(mp).relative_to(out))
+        rows.append(row)
+    return rows
+
+
+def _images_in(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    if not folder.is_dir():
+        raise InputError(folder, "folder does not exist")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes)
+    if not files:
+        raise InputError(folder, f"no {'/'.join(suffixes)} files")
+    return files
+
+
+def _parse(stem: str, pattern: str, path: Path) -> tuple[str, int]:
+    m = re.match(pattern, stem)
+    if not m:
+        raise InputError(path, f"name does not match --pattern {pattern!r} (needs groups 'patient' and 'slice')")
+    return m.group("patient"), int(m.group("slice"))
+
+
+def convert_images(images: Path, masks: Path | None, out: Path, pattern: str = DEFAULT_PATTERN, spacing=None, thickness=None, mask_mode: str = "binary", mask_suffix: str = ".png") -> Path:
+    """PNG/JPG slices (+ mask images with the same stem) named ``<patient>_<slice>``."""
+    rows = []
+    geo = _geometry(tuple(spacing) if spacing else None, thickness)
+    for f in _images_in(images, IMAGE_SUFFIXES):
+        pid, idx = _parse(f.stem, pattern, f)
+        img = read_slice(f)
+        ip = _write_png(out / "images" / pid / f"{idx:04d}.png", img)
+        row = {"patient": pid, "slice_index": idx, "image": str(Path(ip).relative_to(out)), **geo}
+        if masks is not None:
+            cands = [masks / f"{f.stem}{mask_suffix}", *[masks / f"{f.stem}{s}" for s in IMAGE_SUFFIXES]]
+            mf = next((c for c in cands if c.is_file()), None)
+            if mf is None:
+                raise InputError(f, f"no mask named {f.stem}.* in {masks}")
+            m = read_mask(mf, mode=mask_mode)
+            if m.shape != img.shape:
+                raise InputError(mf, f"mask size {m.shape} differs from image size {img.shape}")
+            row["mask"] = str(Path(_write_png(out / "masks" / pid / f"{idx:04d}.png", m.astype(np.uint8) * 255)).relative_to(out))
+        rows.append(row)
+    return write_manifest(out, rows)
+
+
+def convert_labelme(images: Path, labelme: Path, out: Path, pattern: str = DEFAULT_PATTERN, labels=None, spacing=None, thickness=None) -> Path:
+    """Slices + Labelme JSON files with the same stem (slices without JSON have no bleed)."""
+    rows = []
+    geo = _geometry(tuple(spacing) if spacing else None, thickness)
+    for f in _images_in(images, IMAGE_SUFFIXES):
+        pid, idx = _parse(f.stem, pattern, f)
+        img = read_slice(f)
+        js = labelme / f"{f.stem}.json"
+        m = read_labelme(js, labels=labels, shape_hw=img.shape) if js.is_file() else np.zeros(img.shape, bool)
+        if m.shape != img.shape:
+            raise InputError(js, f"annotation size {m.shape} differs from image size {img.shape}")
+        rows += _stack_rows(out, pid, img[None], m[None], geo, idx)
+    return write_manifest(out, rows)
+
+
+def convert_nifti(images: Path, masks: Path | None, out: Path, level: float = 40.0, width: float = 120.0) -> Path:
+    """NIfTI image volumes (``images/049.nii``) and masks with the same name (``masks/049.nii``)."""
+    rows = []
+    for f in _images_in(images, (".nii", ".gz")):
+        pid = f.name.removesuffix(".gz").removesuffix(".nii")
+        hu, spacing, thickness, _ = read_nifti(f)
+        m = None
+        if masks is not None:
+            mf = masks / f.name
+            if not mf.is_file():
+                raise InputError(f, f"no mask {mf}")
+            m, _, _, _ = read_nifti(mf, kind="mask")
+            if m.shape != hu.shape:
+                raise InputError(mf, f"mask shape {m.shape} differs from image shape {hu.shape}")
+            m = m > 0
+        rows += _stack_rows(out, pid, window_hu(hu, level, width), m, _geometry(spacing, thickness))
+    return write_manifest(out, rows)
+
+
+def convert_dicom(series_root: Path, out: Path, level: float = 40.0, width: float = 120.0) -> Path:
+    """One DICOM series per sub-folder (prediction-only data: no masks)."""
+    rows = []
+    folders = sorted(p for p in series_root.iterdir() if p.is_dir()) if series_root.is_dir() else []
+    if not folders:
+        raise InputError(series_root, "no series sub-folders")
+    for d in folders:
+        hu, spacing, thickness, _ = read_dicom_series(d)
+        rows += _stack_rows(out, d.name, window_hu(hu, level, width), None, _geometry(spacing, thickness))
+    return write_manifest(out, rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m hemato.data.convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="kind", required=True)
+    for kind in ("images", "labelme", "nifti", "dicom"):
+        p = sub.add_parser(kind)
+        p.add_argument("--out", required=True, type=Path)
+        if kind == "dicom":
+            p.add_argument("--series", required=True, type=Path)
+        else:
+            p.add_argument("--images", required=True, type=Path)
+        if kind in ("images", "nifti"):
+            p.add_argument("--masks", type=Path)
+        if kind == "labelme":
+            p.add_argument("--labelme", required=True, type=Path)
+            p.add_argument("--labels", nargs="*")
+        if kind in ("images", "labelme"):
+            p.add_argument("--pattern", default=DEFAULT_PATTERN)
+            p.add_argument("--spacing", nargs=2, type=float, metavar=("ROW_MM", "COL_MM"))
+            p.add_argument("--thickness", type=float)
+        if kind == "images":
+            p.add_argument("--mask-mode", default="binary", choices=["binary", "nonzero"])
+        if kind in ("nifti", "dicom"):
+            p.add_argument("--level", type=float, default=40.0)
+            p.add_argument("--width", type=float, default=120.0)
+    a = ap.parse_args(argv)
+    try:
+        if a.kind == "images":
+            path = convert_images(a.images, a.masks, a.out, a.pattern, a.spacing, a.thickness, a.mask_mode)
+        elif a.kind == "labelme":
+            path = convert_labelme(a.images, a.labelme, a.out, a.pattern, a.labels, a.spacing, a.thickness)
+        elif a.kind == "nifti":
+            path = convert_nifti(a.images, a.masks, a.out, a.level, a.width)
+        else:
+            path = convert_dicom(a.series, a.out, a.level, a.width)
+    except InputError as e:
+        print(f"hemato.data.convert: error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""NIfTI volumes (nibabel): axial slices, spacing from the header, HU windowed to 0..255."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hemato.data.readers.errors import InputError
+
+
+def window_hu(hu: np.ndarray, level: float = 40.0, width: float = 120.0) -> np.ndarray:
+    """Linear brain window (HU) -> uint8 0..255 (same mapping as the phantom)."""
+    lo = level - width / 2.0
+    return np.clip(np.rint((hu - lo) * (255.0 / width)), 0, 255).astype(np.uint8)
+
+
+def read_nifti(path: str | Path, kind: str = "image") -> tuple[np.ndarray, tuple[float, float], float, np.ndarray]:
+    """Read a NIfTI file as axial slices.
+
+    Returns ``(data (Z, H, W) float64, spacing (row, col) mm, thickness mm, affine)``; the
+    volume is first reoriented to the closest canonical (RAS+) orientation, so the third
+    voxel axis runs inferior -> superior, and each slice is displayed radiologically
+    (anterior up). ``kind="mask"`` requires binary values.
+    """
+    import nibabel as nib
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file does not exist")
+    try:
+        img = nib.as_closest_canonical(nib.load(str(path)))
+        data = np.asarray(img.dataobj, dtype=np.float64)
+    except Exception as e:  # nibabel raises many types for corrupt files
+        raise InputError(path, f"not a readable NIfTI file ({e.__class__.__name__}: {str(e)[:80]})") from None
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise InputError(path, f"expected a 3D volume, got shape {data.shape}")
+    if not np.isfinite(data).all():
+        raise InputError(path, f"{int((~np.isfinite(data)).sum())} NaN/inf voxels")
+    zooms = [float(z) for z in img.header.get_zooms()[:3]]
+    if not all(np.isfinite(z) and z > 0 for z in zooms):
+        raise InputError(path, f"invalid voxel size {zooms} in the header")
+    # RAS voxel axes (x: left->right, y: posterior->anterior, z: inferior->superior);
+    # slice k = data[:, :, k]; display rows = anterior->posterior, cols = patient right->left
+    slices = np.transpose(data, (2, 1, 0))[:, ::-1, ::-1]
+    spacing = (zooms[1], zooms[0])
+    if kind == "mask":
+        values = np.unique(slices)
+        if not set(values.tolist()) <= {0.0, 1.0} and not set(values.tolist()) <= {0.0, 255.0}:
+            raise InputError(path, f"mask is not binary (values {values[:6].tolist()}...)")
+    return np.ascontiguousarray(slices), spacing, zooms[2], img.affine

@@ -1,0 +1,65 @@
+"""Writers of small real files for the reader tests (DICOM, NIfTI, Labelme, PNG)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def write_dicom_series(folder: Path, hu: np.ndarray, spacing=(0.5, 0.5), thickness=5.0, positions=None, name="Doe^Jane", pid="PID-12345") -> list[Path]:
+    """(Z, H, W) HU -> one CT file per slice, stored as uint16 with intercept -1024."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    folder.mkdir(parents=True, exist_ok=True)
+    series = generate_uid()
+    out = []
+    z = positions if positions is not None else [k * thickness for k in range(hu.shape[0])]
+    order = np.random.default_rng(0).permutation(hu.shape[0])  # files not in slice order
+    for n, k in enumerate(order):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CTImageStorage
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+        ds.SeriesInstanceUID = series
+        ds.PatientName, ds.PatientID, ds.PatientBirthDate = name, pid, "19500101"
+        ds.Modality = "CT"
+        ds.Rows, ds.Columns = hu.shape[1:]
+        ds.PixelSpacing = [spacing[0], spacing[1]] if not isinstance(spacing, list) else spacing[k]
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.ImagePositionPatient = [-100.0, -100.0, float(z[k])]
+        ds.SliceThickness = thickness
+        ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        ds.PixelData = (hu[k] + 1024).astype(np.uint16).tobytes()
+        path = folder / f"IM{n:04d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        out.append(path)
+    return out
+
+
+def write_nifti(path: Path, data_zhw: np.ndarray, spacing=(0.5, 0.5), thickness=5.0, dtype=np.int16) -> None:
+    """(Z, H, W) display-ordered slices -> RAS NIfTI (inverse of hemato's reader)."""
+    import nibabel as nib
+
+    arr = np.transpose(data_zhw[:, ::-1, ::-1], (2, 1, 0)).astype(dtype)
+    affine = np.diag([spacing[1], spacing[0], thickness, 1.0])
+    nib.save(nib.Nifti1Image(arr, affine), str(path))
+
+
+def write_labelme(path: Path, polygons: list[list[tuple[float, float]]], hw: tuple[int, int], label: str = "hematoma") -> None:
+    shapes = [{"label": label, "points": [list(p) for p in poly], "shape_type": "polygon"} for poly in polygons]
+    path.write_text(json.dumps({"version": "5.4.1", "shapes": shapes, "imageHeight": hw[0], "imageWidth": hw[1], "imagePath": path.stem + ".png"}))
+
+
+def write_png(path: Path, arr: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), arr)
+    return path

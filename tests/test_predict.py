@@ -1,0 +1,160 @@
+"""Round trip import -> train -> predict on the shipped ct-ich sample; NIfTI/DICOM/slice
+inputs; ONNX gives the same numbers; every bad input ends in one clear line and no report."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from hemato.data.readers.errors import InputError
+from hemato.predict import predict
+from tests.data.files import write_dicom_series, write_nifti, write_png
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "ctich-sample"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("train")
+    # import the raw sample with the importer (5 mm thickness, spacing unknown) ...
+    proc = subprocess.run([sys.executable, "-m", "hemato.data.convert", "images", "--images", str(SAMPLE / "images"), "--masks", str(SAMPLE / "masks"), "--thickness", "5", "--out", str(tmp / "ds")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    # ... and train a few steps on it
+    proc = subprocess.run(
+        [sys.executable, "-m", "hemato.run", "data=manifest", f"data.source.path={tmp / 'ds' / 'slices.csv'}", "data.input_size=64", "data.samples_per_epoch=16",
+         "data.test_fraction=0.2", "data.val_fraction=0.25", "trainer.max_epochs=1", "model.base_channels=4", "trainer.enable_progress_bar=false", f"paths.runs_dir={tmp}/runs"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = next((tmp / "runs").rglob("best.ckpt"))
+    metrics = json.loads((ckpt.parents[1] / "metrics.json").read_text())
+    assert metrics["test"]["n_slices"] > 0 and np.isnan(metrics["test"]["volume_mae_ml"])  # spacing unknown: no ml
+    return ckpt
+
+
+def _no_report(out: Path) -> None:
+    assert not out.exists() or not any(out.iterdir()), list(out.iterdir())
+    assert not list(out.parent.glob(f".{out.name}.tmp-*"))
+
+
+def test_slice_folder_without_spacing_has_no_volume(checkpoint: Path, tmp_path: Path) -> None:
+    r = predict(checkpoint, SAMPLE / "images", tmp_path / "out")
+    assert r["volume_ml"] is None and r["volume_status"].startswith("volume unavailable: spacing and thickness unknown")
+    rep = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert rep["n_slices"] == 36 and len(rep["slices"]) == 36 and rep["slices"][0]["area_mm2"] is None
+    assert len(list((tmp_path / "out" / "mask").glob("*.png"))) == 36
+    assert len(list((tmp_path / "out" / "overlays").glob("*.png"))) == rep["n_bleed_slices"]
+    r2 = predict(checkpoint, SAMPLE / "images", tmp_path / "out2", spacing=(0.45, 0.45), thickness=5.0)
+    areas = sum(s["area_px"] for s in r2["slices"])
+    assert r2["volume_ml"] == pytest.approx(areas * 0.45 * 0.45 * 5 / 1000)
+    assert r2["geometry_source"] == {"spacing": "--spacing", "thickness": "--thickness"}
+    row = pd.read_csv(tmp_path / "out2" / "report.csv").iloc[0]
+    assert row["volume_ml"] == pytest.approx(r2["volume_ml"]) and row["checkpoint_sha256"] == r2["model"]["sha256"]
+
+
+def test_nifti_input_mask_in_input_geometry(checkpoint: Path, tmp_path: Path) -> None:
+    import nibabel as nib
+
+    hu = np.full((4, 64, 64), 30.0)
+    hu[1:3, 20:40, 20:40] = 70.0
+    write_nifti(tmp_path / "scan.nii.gz", hu, spacing=(0.5, 0.6), thickness=5.0)
+    r = predict(checkpoint, tmp_path / "scan.nii.gz", tmp_path / "out")
+    assert r["spacing_mm"] == pytest.approx([0.5, 0.6]) and r["thickness_mm"] == 5.0 and r["geometry_source"]["spacing"] == "NIfTI header"
+    src, m = nib.load(tmp_path / "scan.nii.gz"), nib.load(tmp_path / "out" / "mask.nii.gz")
+    assert m.shape == src.shape and np.allclose(m.affine, src.affine)
+    assert np.asarray(m.dataobj).sum() * 0.5 * 0.6 * 5 / 1000 == pytest.approx(r["volume_ml"])
+
+
+def test_dicom_input_and_no_phi_in_outputs(checkpoint: Path, tmp_path: Path) -> None:
+    hu = np.full((5, 64, 64), 30.0)
+    hu[1:4, 10:30, 20:44] = 72.0
+    write_dicom_series(tmp_path / "dcm", hu, spacing=(0.45, 0.45), thickness=2.5, name="Doe^Jane", pid="PID-12345")
+    r = predict(checkpoint, tmp_path / "dcm", tmp_path / "out", patient_id="case-1")
+    assert r["thickness_mm"] == pytest.approx(2.5) and r["geometry_source"]["spacing"] == "DICOM PixelSpacing"
+    assert (tmp_path / "out" / "mask.nii.gz").is_file()
+    for f in (tmp_path / "out").rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            for phi in (b"Doe", b"Jane", b"PID-12345", b"19500101"):
+                assert phi not in data, (f, phi)
+
+
+def test_onnx_export_gives_the_same_numbers(checkpoint: Path, tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "hemato.export", "--checkpoint", str(checkpoint), "--output", str(tmp_path / "m.onnx")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    a = predict(checkpoint, SAMPLE / "images", tmp_path / "a", spacing=(0.45, 0.45), thickness=5.0)
+    b = predict(tmp_path / "m.onnx", SAMPLE / "images", tmp_path / "b", spacing=(0.45, 0.45), thickness=5.0)
+    assert b["model"]["format"] == "onnx"
+    pa = np.array([s["area_px"] for s in a["slices"]])
+    pb = np.array([s["area_px"] for s in b["slices"]])
+    assert np.abs(pa - pb).sum() <= max(2, 0.001 * pa.sum())  # float noise may flip a pixel at 0.5
+    assert b["volume_ml"] == pytest.approx(a["volume_ml"], rel=1e-3, abs=1e-3)
+
+
+def _cli(ckpt: Path, inp: Path, out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hemato.predict", "--checkpoint", str(ckpt), "--input", str(inp), "--output", str(out)], capture_output=True, text=True, timeout=300)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (Path("/tmp/hemato_pwned").touch, ())
+
+
+def _bad_inputs(tmp: Path, ckpt: Path) -> dict[str, tuple[Path, Path, str]]:
+    """name -> (checkpoint, input, expected text in the error)."""
+    cases = {}
+    cases["missing"] = (ckpt, tmp / "nope", "input does not exist")
+    (tmp / "empty").mkdir()
+    cases["empty folder"] = (ckpt, tmp / "empty", "no files")
+    write_png(tmp / "corrupt" / "1.png", np.zeros((64, 64), np.uint8))
+    (tmp / "corrupt" / "2.png").write_bytes((tmp / "corrupt" / "1.png").read_bytes()[:40])
+    cases["truncated png"] = (ckpt, tmp / "corrupt", "2.png")
+    write_png(tmp / "sizes" / "1.png", np.zeros((64, 64), np.uint8))
+    write_png(tmp / "sizes" / "2.png", np.zeros((32, 32), np.uint8))
+    cases["different sizes"] = (ckpt, tmp / "sizes", "differs from the other slices")
+    nan = np.full((3, 64, 64), 30.0)
+    nan[1, 5, 5] = np.nan
+    write_nifti(tmp / "nan.nii", nan, dtype=np.float32)
+    cases["nan voxels"] = (ckpt, tmp / "nan.nii", "NaN/inf")
+    (tmp / "bad.nii.gz").write_bytes(b"\x1f\x8b garbage")
+    cases["corrupt nifti"] = (ckpt, tmp / "bad.nii.gz", "not a readable NIfTI")
+    write_dicom_series(tmp / "dup", np.zeros((3, 64, 64)), positions=[0, 5, 5])
+    cases["duplicate dicom position"] = (ckpt, tmp / "dup", "duplicate slice position")
+    write_dicom_series(tmp / "gap", np.zeros((4, 64, 64)), positions=[0, 5, 15, 20])
+    cases["missing dicom slice"] = (ckpt, tmp / "gap", "missing or uneven slice")
+    torch.save({"state_dict": {"w": torch.zeros(1)}}, tmp / "other.ckpt")
+    cases["not a hemato checkpoint"] = (tmp / "other.ckpt", SAMPLE / "images", "not a hemato model checkpoint")
+    c = torch.load(ckpt, weights_only=True)
+    c["hyper_parameters"]["model"]["base_channels"] = 8
+    torch.save(c, tmp / "mismatch.ckpt")
+    cases["weights of another size"] = (tmp / "mismatch.ckpt", SAMPLE / "images", "weights do not fit")
+    with open(tmp / "evil.ckpt", "wb") as f:
+        pickle.dump({"state_dict": _Evil()}, f)
+    cases["malicious pickle"] = (tmp / "evil.ckpt", SAMPLE / "images", "refused")
+    return cases
+
+
+def test_bad_inputs_one_line_error_and_no_report(checkpoint: Path, tmp_path: Path) -> None:
+    for name, (ckpt, inp, needle) in _bad_inputs(tmp_path, checkpoint).items():
+        out = tmp_path / f"out_{name.replace(' ', '_')}"
+        with pytest.raises(InputError) as err:
+            predict(ckpt, inp, out)
+        assert needle in str(err.value), (name, str(err.value))
+        _no_report(out)
+    assert not Path("/tmp/hemato_pwned").exists()
+    # the CLI: exit 2, one line naming the file, no traceback
+    out = tmp_path / "cli"
+    proc = _cli(checkpoint, tmp_path / "nan.nii", out)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"hemato.predict: error: {tmp_path / 'nan.nii'}: 1 NaN/inf voxels"]
+    _no_report(out)
