@@ -48,6 +48,8 @@ def check_config(cfg: DictConfig) -> None:
         problems.append(f"task.threshold={cfg.task.get('threshold')!r} must be in (0, 1)")
     if str(cfg.trainer.get("accelerator")) == "cpu" and "bf16" in str(cfg.trainer.get("precision")):
         problems.append("trainer.precision=bf16 on CPU is ~10x slower than fp32 here: use trainer=cpu (32-true)")
+    if cfg.data.get("manifest") and not Path(str(cfg.data.manifest)).exists():
+        problems.append(f"data.manifest={cfg.data.manifest} does not exist")
     src = cfg.data.get("source") or {}
     for key in ("manifest", "path"):
         if src.get(key) and not Path(str(src[key])).exists():

@@ -33,12 +33,13 @@ def test_shipped_configs_are_valid(exp: str, model: str) -> None:
         ("data.test_fraction=0", "data.test_fraction"),
         ("model.name=resnet", "not a registered network"),
         ("data.split_file=/nonexistent/split.json", "does not exist"),
+        ("data=manifest data.manifest=/nonexistent/slices.csv", "data.manifest"),
         ("trainer.precision=bf16-mixed", "bf16 on CPU"),
     ],
 )
 def test_bad_values_are_named(override: str, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
-        check_config(cfg(override))
+        check_config(cfg(*override.split()))
 
 
 def test_cli_exits_with_one_line(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ def checkpoint(tmp_path_factory) -> Path:
     assert proc.returncode == 0, proc.stderr
     # ... and train a few steps on it
     proc = subprocess.run(
-        [sys.executable, "-m", "hemato.run", "data=manifest", f"data.source.path={tmp / 'ds' / 'slices.csv'}", "data.input_size=64", "data.samples_per_epoch=16",
+        [sys.executable, "-m", "hemato.run", "data=manifest", f"data.manifest={tmp / 'ds' / 'slices.csv'}", "data.input_size=64", "data.samples_per_epoch=16",
          "data.test_fraction=0.2", "data.val_fraction=0.25", "trainer.max_epochs=1", "model.base_channels=4", "trainer.enable_progress_bar=false", f"paths.runs_dir={tmp}/runs"],
         capture_output=True, text=True, timeout=600,
     )
@@ -144,15 +144,24 @@ def _bad_inputs(tmp: Path, ckpt: Path) -> dict[str, tuple[Path, Path, str]]:
     return cases
 
 
-def test_bad_inputs_one_line_error_and_no_report(checkpoint: Path, tmp_path: Path) -> None:
-    for name, (ckpt, inp, needle) in _bad_inputs(tmp_path, checkpoint).items():
-        out = tmp_path / f"out_{name.replace(' ', '_')}"
-        with pytest.raises(InputError) as err:
-            predict(ckpt, inp, out)
-        assert needle in str(err.value), (name, str(err.value))
-        _no_report(out)
+BAD = ["missing", "empty folder", "truncated png", "different sizes", "nan voxels", "corrupt nifti", "duplicate dicom position",
+       "missing dicom slice", "not a hemato checkpoint", "weights of another size", "malicious pickle"]
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_input_is_a_clear_error_and_leaves_no_report(checkpoint: Path, tmp_path: Path, case: str) -> None:
+    ckpt, inp, needle = _bad_inputs(tmp_path, checkpoint)[case]
+    out = tmp_path / "out"
+    with pytest.raises(InputError) as err:
+        predict(ckpt, inp, out)
+    assert needle in str(err.value), str(err.value)
+    assert str(err.value).startswith(str(inp if ckpt == checkpoint else ckpt)) or str(inp) in str(err.value)
+    _no_report(out)
     assert not Path("/tmp/hemato_pwned").exists()
-    # the CLI: exit 2, one line naming the file, no traceback
+
+
+def test_cli_bad_input_one_line(checkpoint: Path, tmp_path: Path) -> None:
+    _bad_inputs(tmp_path, checkpoint)
     out = tmp_path / "cli"
     proc = _cli(checkpoint, tmp_path / "nan.nii", out)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr

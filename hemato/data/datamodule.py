@@ -182,6 +182,8 @@ class HematomaDataModule(L.LightningDataModule):
         samples_per_epoch: slices per training epoch when oversampling (default: all).
         num_workers: DataLoader workers.
         split_file: reuse a split written by an earlier run instead of drawing one.
+        manifest: the dataset file of ``data=manifest`` (read by its source; kept here so
+            the config can say ``data.manifest=PATH``).
     """
 
     def __init__(
@@ -198,8 +200,10 @@ class HematomaDataModule(L.LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         split_file: str | None = None,
+        manifest: str | None = None,
     ) -> None:
         super().__init__()
+        self.manifest = manifest
         if input_size % 32 != 0:
             raise ValueError(f"data.input_size must be a multiple of 32, got {input_size}")
         self.source = source
