@@ -48,6 +48,37 @@ SUMMARY_KEYS = (
 )
 
 
+def provenance(cfg: DictConfig) -> dict[str, Any]:
+    """What produced a run: seed, git commit (if any), package versions, machine."""
+    import platform
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+
+    def ver(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    try:
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip() or None
+        dirty = bool(subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"], capture_output=True, text=True, timeout=10).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = None, None
+    pkgs = ("torch", "lightning", "hydra-core", "omegaconf", "torchmetrics", "albumentations", "opencv-python-headless", "numpy", "scipy", "scikit-image", "pandas")
+    return {
+        "seed": cfg.seed,
+        "deterministic": cfg.deterministic,
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "hemato": hemato.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": {p: ver(p) for p in pkgs},
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
 def build_loggers(cfg: DictConfig, out_dir: Path) -> list[Any]:
     loggers = []
     for name, lcfg in (cfg.get("logger") or {}).items():
@@ -76,6 +107,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(cfg.seed, workers=True)
     write_atomic(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    write_atomic(out_dir / "provenance.json", json.dumps(provenance(cfg), indent=2))
 
     datamodule = hydra.utils.instantiate(cfg.data)
     t_data = time.time()

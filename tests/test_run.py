@@ -36,7 +36,9 @@ def run_hemato(tmp: Path, *overrides: str, env: dict | None = None) -> subproces
 
 
 def check_run_dir(run: Path, model: str) -> dict:
-    for name in ("config.yaml", "split.json", "metrics.json", "test_patients.csv", "test_slices.csv", "checkpoints/best.ckpt", "checkpoints/last.ckpt", "csv/metrics.csv"):
+    prov = json.loads((run / "provenance.json").read_text())
+    assert prov["seed"] == 42 and prov["packages"]["torch"] and "git_commit" in prov
+    for name in ("config.yaml", "provenance.json", "split.json", "metrics.json", "test_patients.csv", "test_slices.csv", "checkpoints/best.ckpt", "checkpoints/last.ckpt", "csv/metrics.csv"):
         assert (run / name).is_file(), f"{run}/{name} missing"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["model"] == model
