@@ -39,6 +39,7 @@ from hemato.data.readers.images import IMAGE_SUFFIXES, read_slice
 from hemato.inference import Forward, predict_probabilities, torch_forward
 from hemato.metrics.volume import abc2, volume_from_areas_ml
 from hemato.models.registry import available, build_model
+from hemato.privacy import pseudonym
 
 
 # ------------------------------------------------------------------------------ model
@@ -205,6 +206,10 @@ def _write_mask_nifti(scan: Scan, mask: np.ndarray, path: Path) -> None:
     nib.save(nib.Nifti1Image(data, affine), str(path))
 
 
+def _input_name(path: str | Path) -> str:
+    return Path(path).name.removesuffix(".gz").removesuffix(".nii")
+
+
 def predict(
     checkpoint: str | Path,
     input: str | Path,
@@ -217,8 +222,12 @@ def predict(
     threshold: float = 0.5,
     patient_id: str | None = None,
     progress: bool = False,
+    keep_names: bool = False,
 ) -> dict[str, Any]:
-    """Segment one scan and write the report into ``output``; returns the report dict."""
+    """Segment one scan and write the report into ``output``; returns the report dict.
+
+    The report names the patient ``patient_id`` if given, else a salted pseudonym of the
+    input's name (``hemato.privacy``), or the input's name itself with ``keep_names``."""
     scan = read_scan(input)
     model = load_model(checkpoint, device)
     if spacing is not None:
@@ -235,7 +244,7 @@ def predict(
     area_px = mask.reshape(mask.shape[0], -1).sum(1)
     known = scan.spacing_mm is not None and scan.thickness_mm is not None
     report: dict[str, Any] = {
-        "patient": patient_id or Path(input).name.removesuffix(".gz").removesuffix(".nii"),
+        "patient": patient_id or (_input_name(input) if keep_names else pseudonym(_input_name(input))),
         "volume_ml": None,
         "volume_status": "ok",
         "abc2": None,
@@ -244,7 +253,7 @@ def predict(
         "spacing_mm": list(scan.spacing_mm) if scan.spacing_mm else None,
         "thickness_mm": scan.thickness_mm,
         "geometry_source": scan.source,
-        "input": {"path": str(input), "kind": scan.kind, "shape": list(scan.image.shape)},
+        "input": {"path": str(input) if keep_names else None, "kind": scan.kind, "shape": list(scan.image.shape)},
         "model": model.identity,
         "threshold": threshold,
         "tta": tta,
@@ -310,10 +319,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--tta", action="store_true", help="average with flipped inputs")
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--patient-id", help="name to print in the report (default: the input's name)")
+    ap.add_argument("--patient-id", help="name to print in the report (default: a salted pseudonym of the input's name)")
+    ap.add_argument("--keep-names", action="store_true", help="report the input's own name and path instead of a pseudonym")
     a = ap.parse_args(argv)
     try:
-        r = predict(a.checkpoint, a.input, a.output, a.spacing, a.thickness, a.device, a.tta, a.batch_size, patient_id=a.patient_id, progress=True)
+        r = predict(a.checkpoint, a.input, a.output, a.spacing, a.thickness, a.device, a.tta, a.batch_size, patient_id=a.patient_id, progress=True, keep_names=a.keep_names)
     except InputError as e:
         print(f"hemato.predict: error: {e}", file=sys.stderr)
         return 2

@@ -27,7 +27,7 @@ import hemato
 from hemato.config_check import ConfigError, check_config
 from hemato.evaluate import evaluate_patients
 from hemato.metrics.subgroups import SubgroupThresholds
-from hemato.rundir import write_atomic
+from hemato.rundir import AtomicCheckpointIO, write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = str(ROOT / "conf")
@@ -110,6 +110,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
     write_atomic(out_dir / "provenance.json", json.dumps(provenance(cfg), indent=2))
 
     datamodule = hydra.utils.instantiate(cfg.data)
+    src = datamodule.source
+    if type(src).__name__ == "ManifestSource":  # check every file first, list every problem
+        from hemato.data.check import check_dataset
+
+        report = check_dataset(src.path, src.mask_mode, src.allow_outside)
+        print(f"[hemato] dataset check: {report.summary()}")
+        if not report.ok:
+            raise SystemExit(2)
     t_data = time.time()
     datamodule.setup("fit")
     print(f"[hemato] data ready in {time.time() - t_data:.1f} s")
@@ -124,13 +132,22 @@ def train(cfg: DictConfig) -> dict[str, float]:
         filename="best",
         monitor="val/dice_patient",
         mode="max",
-        save_last=True,
         enable_version_counter=False,
     )
+    # Lightning's save_last only refreshes last.ckpt when a new best is saved: keep a
+    # separate checkpoint written at the end of every epoch, the one to resume from
+    last = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="last", monitor=None, save_top_k=1, every_n_epochs=1, enable_version_counter=False)
     trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, logger=loggers or False, callbacks=[ckpt], default_root_dir=str(out_dir)
+        cfg.trainer, logger=loggers or False, callbacks=[ckpt, last], default_root_dir=str(out_dir), plugins=[AtomicCheckpointIO()]
     )
-    trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path == "last":  # resume this run directory's last checkpoint
+        ckpt_path = out_dir / "checkpoints" / "last.ckpt"
+        if not ckpt_path.is_file():
+            raise FileNotFoundError(f"{ckpt_path}: no last checkpoint to resume (give hydra.run.dir=<the run's folder>)")
+    if ckpt_path:
+        print(f"[hemato] resuming from {ckpt_path}")
+    trainer.fit(task, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
     fit_s = time.time() - t0
     best = ckpt.best_model_path or None
     trainer.test(task, datamodule=datamodule, ckpt_path=best if best else None, verbose=False)

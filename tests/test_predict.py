@@ -78,8 +78,9 @@ def test_nifti_input_mask_in_input_geometry(checkpoint: Path, tmp_path: Path) ->
 def test_dicom_input_and_no_phi_in_outputs(checkpoint: Path, tmp_path: Path) -> None:
     hu = np.full((5, 64, 64), 30.0)
     hu[1:4, 10:30, 20:44] = 72.0
-    write_dicom_series(tmp_path / "dcm", hu, spacing=(0.45, 0.45), thickness=2.5, name="Doe^Jane", pid="PID-12345")
-    r = predict(checkpoint, tmp_path / "dcm", tmp_path / "out", patient_id="case-1")
+    write_dicom_series(tmp_path / "Doe_Jane", hu, spacing=(0.45, 0.45), thickness=2.5, name="Doe^Jane", pid="PID-12345")
+    r = predict(checkpoint, tmp_path / "Doe_Jane", tmp_path / "out")  # folder named after the patient
+    assert r["patient"].startswith("anon-")
     assert r["thickness_mm"] == pytest.approx(2.5) and r["geometry_source"]["spacing"] == "DICOM PixelSpacing"
     assert (tmp_path / "out" / "mask.nii.gz").is_file()
     for f in (tmp_path / "out").rglob("*"):

@@ -28,6 +28,7 @@ from hemato.data.readers.errors import InputError
 from hemato.data.readers.images import IMAGE_SUFFIXES, read_mask, read_slice
 from hemato.data.readers.labelme import read_labelme
 from hemato.data.readers.nifti import read_nifti, window_hu
+from hemato.privacy import pseudonym
 
 DEFAULT_PATTERN = r"(?P<patient>.+?)[_-](?P<slice>\d+)$"
 
@@ -132,15 +133,17 @@ def convert_nifti(images: Path, masks: Path | None, out: Path, level: float = 40
     return write_manifest(out, rows)
 
 
-def convert_dicom(series_root: Path, out: Path, level: float = 40.0, width: float = 120.0) -> Path:
-    """One DICOM series per sub-folder (prediction-only data: no masks)."""
+def convert_dicom(series_root: Path, out: Path, level: float = 40.0, width: float = 120.0, keep_names: bool = False) -> Path:
+    """One DICOM series per sub-folder (prediction-only data: no masks). Folder names are
+    often patient names: the dataset uses salted pseudonyms unless ``keep_names``."""
     rows = []
     folders = sorted(p for p in series_root.iterdir() if p.is_dir()) if series_root.is_dir() else []
     if not folders:
         raise InputError(series_root, "no series sub-folders")
     for d in folders:
         hu, spacing, thickness, _ = read_dicom_series(d)
-        rows += _stack_rows(out, d.name, window_hu(hu, level, width), None, _geometry(spacing, thickness))
+        pid = d.name if keep_names else pseudonym(d.name)
+        rows += _stack_rows(out, pid, window_hu(hu, level, width), None, _geometry(spacing, thickness))
     return write_manifest(out, rows)
 
 
@@ -165,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--thickness", type=float)
         if kind == "images":
             p.add_argument("--mask-mode", default="binary", choices=["binary", "nonzero"])
+        if kind == "dicom":
+            p.add_argument("--keep-names", action="store_true", help="use folder names as patient ids (default: salted pseudonyms)")
         if kind in ("nifti", "dicom"):
             p.add_argument("--level", type=float, default=40.0)
             p.add_argument("--width", type=float, default=120.0)
@@ -177,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         elif a.kind == "nifti":
             path = convert_nifti(a.images, a.masks, a.out, a.level, a.width)
         else:
-            path = convert_dicom(a.series, a.out, a.level, a.width)
+            path = convert_dicom(a.series, a.out, a.level, a.width, a.keep_names)
     except InputError as e:
         print(f"hemato.data.convert: error: {e}", file=sys.stderr)
         return 2

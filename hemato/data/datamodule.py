@@ -21,7 +21,7 @@ import cv2
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from hemato.data.records import DataSource, VolumeRecord
 from hemato.data.transforms import resize_mask, resize_slice
@@ -91,6 +91,35 @@ def build_transform(augment: dict[str, Any] | None) -> A.Compose | None:
     return A.Compose(ops) if ops else None
 
 
+class EpochSampler(Sampler):
+    """Training sampler whose draw depends only on (seed, epoch): shuffled order, or
+    ``num_samples`` draws with replacement from ``weights``. Yields ``(epoch, index)`` so the
+    dataset can seed each item's augmentation the same way. Lightning calls ``set_epoch``;
+    a run resumed at epoch k therefore sees exactly the batches of an uninterrupted run.
+    """
+
+    def __init__(self, n: int, seed: int, weights: np.ndarray | None = None, num_samples: int | None = None) -> None:
+        self.n = n
+        self.seed = int(seed)
+        self.weights = torch.as_tensor(weights, dtype=torch.double) if weights is not None else None
+        self.num_samples = int(num_samples or n)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        if self.weights is not None:
+            idx = torch.multinomial(self.weights, self.num_samples, replacement=True, generator=g)
+        else:
+            idx = torch.randperm(self.n, generator=g)[: self.num_samples]
+        return iter([(self.epoch, int(i)) for i in idx])
+
+
 class SliceDataset(Dataset):
     """All slices of some patients, resized to ``input_size`` and cached as uint8.
 
@@ -107,8 +136,10 @@ class SliceDataset(Dataset):
         input_size: int,
         transform: A.Compose | None = None,
         native: bool = False,
+        aug_seed: int = 0,
     ) -> None:
         self.records = records
+        self.aug_seed = int(aug_seed)
         self.transform = transform
         self.native = native
         self.items: list[tuple[int, int]] = []  # (record position, z)
@@ -131,11 +162,14 @@ class SliceDataset(Dataset):
         """(N,) bool: slice has hematoma pixels (at the network resolution)."""
         return self.masks.reshape(len(self.masks), -1).any(1)
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        epoch, i = key if isinstance(key, tuple) else (None, key)
         pos, z = self.items[i]
         rec = self.records[pos]
         image, mask = self.images[i], self.masks[i].astype(np.uint8)
         if self.transform is not None:
+            if epoch is not None:  # reproducible per (seed, epoch, slice), see EpochSampler
+                self.transform.set_random_seed(self.aug_seed * 1_000_003 + epoch * 100_003 + i)
             out = self.transform(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
         item = {
@@ -252,6 +286,7 @@ class HematomaDataModule(L.LightningDataModule):
                 self.input_size,
                 transform=build_transform(self.augment) if side == "train" else None,
                 native=side != "train",
+                aug_seed=self.split_seed,
             )
 
     def save_split(self, path: str | Path) -> Path:
@@ -273,11 +308,13 @@ class HematomaDataModule(L.LightningDataModule):
     def _loader(self, side: str, shuffle: bool) -> DataLoader:
         ds = self.datasets[side]
         sampler = None
-        if side == "train" and self.foreground_oversample > 0:
-            fg = ds.has_bleed
-            w = np.where(fg, self.foreground_oversample / max(fg.sum(), 1), (1 - self.foreground_oversample) / max((~fg).sum(), 1))
-            n = self.samples_per_epoch or len(ds)
-            sampler = WeightedRandomSampler(torch.as_tensor(w, dtype=torch.double), n, replacement=True)
+        if side == "train":
+            w = None
+            if self.foreground_oversample > 0:
+                fg = ds.has_bleed
+                w = np.where(fg, self.foreground_oversample / max(fg.sum(), 1), (1 - self.foreground_oversample) / max((~fg).sum(), 1))
+            n = (self.samples_per_epoch or len(ds)) if w is not None else min(self.samples_per_epoch or len(ds), len(ds))
+            sampler = EpochSampler(len(ds), self.split_seed, w, n)
             shuffle = False
         return DataLoader(
             ds,

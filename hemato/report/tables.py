@@ -46,7 +46,7 @@ class Table:
     def markdown(self) -> str:
         lines = [f"**{self.caption}**", "", "| " + " | ".join(self.display.columns) + " |", "|" + "---|" * len(self.display.columns)]
         for _, row in self.display.iterrows():
-            lines.append("| " + " | ".join(str(v) for v in row) + " |")
+            lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
         lines += [""] + [f"_{n}_" for n in self.notes]
         return "\n".join(lines) + "\n"
 

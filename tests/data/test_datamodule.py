@@ -97,3 +97,23 @@ def test_augmentation_moves_image_and_mask_together() -> None:
 def test_input_size_must_suit_every_network(small_source) -> None:
     with pytest.raises(ValueError, match="multiple of 32"):
         HematomaDataModule(small_source, input_size=48)
+
+
+def test_epoch_sampler_depends_only_on_seed_and_epoch(small_source) -> None:
+    from hemato.data.datamodule import EpochSampler
+
+    a, b = EpochSampler(50, seed=3, num_samples=20), EpochSampler(50, seed=3, num_samples=20)
+    list(a)  # a has drawn before, b has not: history must not matter
+    a.set_epoch(4)
+    b.set_epoch(4)
+    assert list(a) == list(b) and all(e == 4 for e, _ in a)
+    b.set_epoch(5)
+    assert list(a) != list(b)
+    dm = HematomaDataModule(small_source, input_size=32, batch_size=4, test_fraction=0.25, augment={"hflip": 0.5, "shift": 0.1, "shift_p": 0.5})
+    dm.setup()
+    first = next(iter(dm.train_dataloader()))
+    for _ in range(3):  # consume global RNG in between
+        torch.rand(100)
+        np.random.rand(10)
+    again = next(iter(dm.train_dataloader()))
+    assert torch.equal(first["image"], again["image"]) and torch.equal(first["mask"], again["mask"])

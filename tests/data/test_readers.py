@@ -58,7 +58,7 @@ def test_dicom_errors(tmp_path) -> None:
 def test_dicom_importer_exact_geometry(tmp_path) -> None:
     hu, _ = blob_volume()
     write_dicom_series(tmp_path / "series" / "case01", hu, spacing=(0.5, 0.5), thickness=5.0)
-    convert.convert_dicom(tmp_path / "series", tmp_path / "ds")
+    convert.convert_dicom(tmp_path / "series", tmp_path / "ds", keep_names=True)
     (rec,) = load_manifest(tmp_path / "ds" / "slices.csv", require_masks=False)
     assert rec.patient_id == "case01" and rec.spacing_mm == (0.5, 0.5) and rec.thickness_mm == 5.0
     assert rec.image[2, 15, 20] == window_hu(np.array(70.0))
@@ -185,3 +185,19 @@ def test_shipped_samples_load() -> None:
     assert sum(r.n_slices for r in bh) == 36 and all(r.mask.any() for r in bh)
     for d in ("ctich-sample", "bhsd-sample"):
         assert "licence" in (root / d / "README.md").read_text().lower() or "license" in (root / d / "README.md").read_text().lower()
+
+
+def test_dicom_importer_pseudonymises_folder_names(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HEMATO_SALT", "test-salt")
+    hu, _ = blob_volume()
+    write_dicom_series(tmp_path / "series" / "Doe_Jane", hu, name="Doe^Jane", pid="PID-12345")
+    convert.convert_dicom(tmp_path / "series", tmp_path / "ds")
+    (rec,) = load_manifest(tmp_path / "ds" / "slices.csv", require_masks=False)
+    assert rec.patient_id.startswith("anon-") and "Doe" not in rec.patient_id
+    from hemato.privacy import pseudonym
+
+    assert rec.patient_id == pseudonym("Doe_Jane", "test-salt") != pseudonym("Doe_Jane", "other-salt")
+    for f in (tmp_path / "ds").rglob("*"):
+        assert "Doe" not in str(f)
+        if f.is_file():
+            assert b"Doe" not in f.read_bytes() and b"PID-12345" not in f.read_bytes()

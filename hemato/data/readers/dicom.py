@@ -29,40 +29,52 @@ def read_dicom_series(folder: str | Path, tolerance: float = 0.05, with_geometry
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
         raise InputError(folder, "no files in the folder")
-    slices = []
+    slices = []  # (file, geometry tags, HU)
     for f in files:
         try:
             ds = pydicom.dcmread(f)
             arr = ds.pixel_array.astype(np.float64)
-        except (InvalidDicomError, AttributeError, ValueError, EOFError, OSError, KeyError, TypeError, IndexError) as e:
+            slope = float(getattr(ds, "RescaleSlope", 1.0))
+            intercept = float(getattr(ds, "RescaleIntercept", 0.0))
+            tags = {
+                "spacing": tuple(float(v) for v in getattr(ds, "PixelSpacing", ())),
+                "ipp": [float(v) for v in ds.ImagePositionPatient] if "ImagePositionPatient" in ds else None,
+                "iop": [float(v) for v in ds.ImageOrientationPatient] if "ImageOrientationPatient" in ds else None,
+                "thickness": float(getattr(ds, "SliceThickness", 0) or 0) or None,
+            }
+        except (InvalidDicomError, Exception) as e:  # any parsing failure = unreadable file
             raise InputError(f, f"not a readable DICOM image ({e.__class__.__name__}: {str(e)[:80]})") from None
         if arr.ndim != 2:
             raise InputError(f, f"expected one 2D slice per file, got shape {arr.shape}")
-        slope = float(getattr(ds, "RescaleSlope", 1.0))
-        intercept = float(getattr(ds, "RescaleIntercept", 0.0))
+        if (tags["ipp"] is not None and len(tags["ipp"]) != 3) or (tags["iop"] is not None and len(tags["iop"]) != 6):
+            raise InputError(f, "malformed ImagePositionPatient/ImageOrientationPatient")
+        if not all(np.isfinite(v) for v in [slope, intercept, *tags["spacing"], *(tags["ipp"] or []), *(tags["iop"] or [])]):
+            raise InputError(f, "non-finite geometry or rescale values")
         hu = arr * slope + intercept
         if not np.isfinite(hu).all():
             raise InputError(f, "NaN/inf pixel values")
-        slices.append((f, ds, hu))
+        slices.append((f, tags, hu))
     shapes = {s[2].shape for s in slices}
     if len(shapes) > 1:
         raise InputError(folder, f"slices of different sizes {sorted(shapes)}")
-    spacings = {tuple(float(v) for v in getattr(ds, "PixelSpacing", ())) for _, ds, _ in slices}
+    spacings = {t["spacing"] for _, t, _ in slices}
     if len(spacings) > 1:
         raise InputError(folder, f"slices with different pixel spacings {sorted(spacings)}")
     spacing_t = spacings.pop()
     spacing = (spacing_t[0], spacing_t[1]) if len(spacing_t) == 2 and min(spacing_t) > 0 else None
 
-    have_pos = all(hasattr(ds, "ImagePositionPatient") and hasattr(ds, "ImageOrientationPatient") for _, ds, _ in slices)
+    have_pos = all(t["ipp"] is not None and t["iop"] is not None for _, t, _ in slices)
     if not have_pos:
         if len(slices) > 1:
             raise InputError(folder, "slices without ImagePositionPatient/ImageOrientationPatient: cannot order them or know the thickness")
-        thickness = float(getattr(slices[0][1], "SliceThickness", 0) or 0) or None
-        out = (slices[0][2][None], spacing, thickness, np.zeros(1))
+        thickness = slices[0][1]["thickness"]
+        out = (slices[0][2][None], spacing, thickness if thickness and thickness > 0 else None, np.zeros(1))
         return (*out, None) if with_geometry else out
-    orient = np.asarray(slices[0][1].ImageOrientationPatient, dtype=np.float64)
+    orient = np.asarray(slices[0][1]["iop"], dtype=np.float64)
     normal = np.cross(orient[:3], orient[3:])
-    pos = np.array([float(np.dot(np.asarray(ds.ImagePositionPatient, float), normal)) for _, ds, _ in slices])
+    if not np.linalg.norm(normal) > 0.5:
+        raise InputError(slices[0][0], f"degenerate ImageOrientationPatient {orient.tolist()}")
+    pos = np.array([float(np.dot(np.asarray(t["ipp"], float), normal)) for _, t, _ in slices])
     order = np.argsort(pos)
     pos = pos[order]
     steps = np.diff(pos)
@@ -77,10 +89,10 @@ def read_dicom_series(folder: str | Path, tolerance: float = 0.05, with_geometry
             raise InputError(folder, f"missing or uneven slice: positions jump by {steps[k]:.2f} mm after {pos[k]:.2f} mm (typical step {h:.2f} mm)")
         thickness = h
     else:
-        thickness = float(getattr(slices[0][1], "SliceThickness", 0) or 0) or None
+        t = slices[0][1]["thickness"]
+        thickness = t if t and t > 0 else None
     hu = np.stack([slices[i][2] for i in order])
     if with_geometry:
-        first = slices[order[0]][1]
-        geo = {"orientation": [float(v) for v in orient], "origin": [float(v) for v in first.ImagePositionPatient]}
+        geo = {"orientation": [float(v) for v in orient], "origin": list(slices[order[0]][1]["ipp"])}
         return hu, spacing, thickness, pos, geo
     return hu, spacing, thickness, pos

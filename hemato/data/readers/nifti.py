@@ -9,6 +9,9 @@ import numpy as np
 from hemato.data.readers.errors import InputError
 
 
+MAX_VOXELS = 2**28  # 1024 x 1024 x 256: larger headers are corrupt, not CT
+
+
 def window_hu(hu: np.ndarray, level: float = 40.0, width: float = 120.0) -> np.ndarray:
     """Linear brain window (HU) -> uint8 0..255 (same mapping as the phantom)."""
     lo = level - width / 2.0
@@ -30,7 +33,12 @@ def read_nifti(path: str | Path, kind: str = "image") -> tuple[np.ndarray, tuple
         raise InputError(path, "file does not exist")
     try:
         img = nib.as_closest_canonical(nib.load(str(path)))
+        n_vox = int(np.prod(img.shape, dtype=np.float64))
+        if n_vox > MAX_VOXELS or n_vox <= 0:
+            raise InputError(path, f"implausible volume shape {img.shape} in the header")
         data = np.asarray(img.dataobj, dtype=np.float64)
+    except InputError:
+        raise
     except Exception as e:  # nibabel raises many types for corrupt files
         raise InputError(path, f"not a readable NIfTI file ({e.__class__.__name__}: {str(e)[:80]})") from None
     if data.ndim == 4 and data.shape[3] == 1:
