@@ -8,7 +8,6 @@ import numpy as np
 
 from hemato.data.readers.errors import InputError
 
-
 MAX_VOXELS = 2**28  # 1024 x 1024 x 256: larger headers are corrupt, not CT
 
 
