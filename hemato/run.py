@@ -27,7 +27,8 @@ import hemato
 from hemato.config_check import ConfigError, check_config
 from hemato.evaluate import evaluate_patients
 from hemato.metrics.subgroups import SubgroupThresholds
-from hemato.rundir import AtomicCheckpointIO, write_atomic
+from hemato.rundir import write_atomic
+from hemato.tasks.checkpointing import AtomicCheckpointIO
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = str(ROOT / "conf")

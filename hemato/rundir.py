@@ -3,12 +3,10 @@ readers (hemato.report): atomic text writes and the per-patient prediction archi
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -56,13 +54,3 @@ def load_prediction(path: Path) -> dict[str, Any]:
             "slice_index": z["slice_index"],
         }
 
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning checkpoint I/O that writes ``<name>.tmp`` then renames it: a crash while
-    saving never leaves a truncated ``best.ckpt``/``last.ckpt`` behind."""
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        super().save_checkpoint(checkpoint, tmp, storage_options)
-        os.replace(tmp, path)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from hemato.rundir import AtomicCheckpointIO, write_atomic
+from hemato.rundir import write_atomic
+from hemato.tasks.checkpointing import AtomicCheckpointIO
 
 
 def test_write_atomic_survives_a_crash(tmp_path: Path, monkeypatch) -> None:
