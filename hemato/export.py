@@ -26,14 +26,10 @@ def export_onnx(checkpoint: str | Path, output: str | Path, opset: int = 17) -> 
 
     from hemato.predict import load_model
 
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True) if Path(checkpoint).is_file() else None
     model = load_model(checkpoint)
-    if model.identity["format"] != "lightning-checkpoint" or ckpt is None:
+    if model.net is None:
         raise InputError(checkpoint, "export needs a hemato .ckpt")
-    from hemato.models.registry import build_model
-
-    net = build_model(**model.identity["model"]).eval()
-    net.load_state_dict({k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")})
+    net = model.net.eval()
     size = model.input_size
     output = Path(output)
     with warnings.catch_warnings():

@@ -50,6 +50,7 @@ class LoadedModel:
     forward: Forward
     input_size: int
     identity: dict[str, Any]
+    net: torch.nn.Module | None = None  # the torch network (None for ONNX)
 
 
 def _sha256(path: Path) -> str:
@@ -103,7 +104,7 @@ def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
     except RuntimeError as e:
         raise InputError(path, f"weights do not fit the model configuration ({str(e)[:120]})") from None
     ident.update({"format": "lightning-checkpoint", "model": kwargs, "input_size": size})
-    return LoadedModel(torch_forward(net, device), size, ident)
+    return LoadedModel(torch_forward(net, device), size, ident, net)
 
 
 # ------------------------------------------------------------------------------ input

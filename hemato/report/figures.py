@@ -107,44 +107,38 @@ def overlay_figure(runs: dict[str, Run], picks: list[tuple[str, int]], title: st
     return path
 
 
-def volume_curves(runs: dict[str, Run], path: Path) -> Path:
-    """Fig. 3: per-patient measured and true volume, patients sorted by true volume."""
+def _patient_curves(runs: dict[str, Run], path: Path, column: str, ylabel: str, title: str, truth: bool) -> Path:
+    """One curve per model of a per-patient ``column``, patients sorted by true volume;
+    ``truth`` adds the true-volume curve, otherwise a zero line."""
     ref = next(iter(runs.values())).patients.sort_values("true_volume_ml")
     order = list(ref["patient_id"])
     fig, ax = plt.subplots(figsize=(9, 4))
     x = np.arange(len(order))
-    ax.plot(x, ref["true_volume_ml"], "-o", color="black", label="true (planimetry of truth masks)", ms=4)
+    if truth:
+        ax.plot(x, ref["true_volume_ml"], "-o", color="black", label="true (planimetry of truth masks)", ms=4)
+    else:
+        ax.axhline(0, color="black", lw=0.8)
     for lab, run in runs.items():
         p = run.patients.set_index("patient_id").loc[order]
-        ax.plot(x, p["pred_volume_ml"], "-s", color=color(lab), label=lab, ms=3, alpha=0.85)
+        ax.plot(x, p[column], "-s" if truth else "-o", color=color(lab), label=lab, ms=3, alpha=0.85 if truth else 1.0)
     ax.set_xticks(x, order, rotation=90, fontsize=7)
-    ax.set_ylabel("volume (ml)")
-    ax.set_title("Fig. 3. Measured vs true bleeding volume per test patient")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def volume_curves(runs: dict[str, Run], path: Path) -> Path:
+    """Fig. 3: per-patient measured and true volume, patients sorted by true volume."""
+    return _patient_curves(runs, path, "pred_volume_ml", "volume (ml)", "Fig. 3. Measured vs true bleeding volume per test patient", truth=True)
 
 
 def error_curves(runs: dict[str, Run], path: Path) -> Path:
     """Fig. 4: per-patient volume error (measured - true, ml)."""
-    ref = next(iter(runs.values())).patients.sort_values("true_volume_ml")
-    order = list(ref["patient_id"])
-    fig, ax = plt.subplots(figsize=(9, 4))
-    x = np.arange(len(order))
-    ax.axhline(0, color="black", lw=0.8)
-    for lab, run in runs.items():
-        p = run.patients.set_index("patient_id").loc[order]
-        ax.plot(x, p["volume_error_ml"], "-o", color=color(lab), label=lab, ms=3)
-    ax.set_xticks(x, order, rotation=90, fontsize=7)
-    ax.set_ylabel("measured - true (ml)")
-    ax.set_title("Fig. 4. Volume error per test patient")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _patient_curves(runs, path, "volume_error_ml", "measured - true (ml)", "Fig. 4. Volume error per test patient", truth=False)
 
 
 def bland_altman_plot(runs: dict[str, Run], path: Path) -> Path:
