@@ -56,5 +56,11 @@ def check_config(cfg: DictConfig) -> None:
             problems.append(f"data.source.{key}={src[key]} does not exist")
     if cfg.data.get("split_file") and not Path(str(cfg.data.split_file)).is_file():
         problems.append(f"data.split_file={cfg.data.split_file} does not exist")
+    if not cfg.get("train", True):
+        ck = cfg.get("ckpt_path")
+        if not ck or ck == "last":
+            problems.append("train=false needs ckpt_path=<a checkpoint file> to test")
+        elif not Path(str(ck)).is_file():
+            problems.append(f"ckpt_path={ck} does not exist")
     if problems:
         raise ConfigError("; ".join(problems))

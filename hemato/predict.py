@@ -36,7 +36,7 @@ import torch
 import hemato
 from hemato.data.readers.errors import InputError
 from hemato.data.readers.images import IMAGE_SUFFIXES, read_slice
-from hemato.inference import Forward, predict_probabilities, torch_forward
+from hemato.inference import Forward, predict_probabilities, set_threads, torch_forward
 from hemato.metrics.volume import abc2, volume_from_areas_ml
 from hemato.models.registry import available, build_model
 from hemato.privacy import pseudonym
@@ -61,8 +61,11 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
-    """Load a hemato ``.ckpt`` (``torch.load(weights_only=True)``: no code runs) or ``.onnx``."""
+def load_model(path: str | Path, device: str = "cpu", channels_last: bool | None = None) -> LoadedModel:
+    """Load a hemato ``.ckpt`` (``torch.load(weights_only=True)``: no code runs) or ``.onnx``.
+
+    ``channels_last`` (torch only; default: on for CPU, where oneDNN's convolutions are
+    faster in that layout, see ``hemato.bench``)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "checkpoint does not exist")
@@ -70,8 +73,12 @@ def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
     if path.suffix.lower() == ".onnx":
         import onnxruntime as ort
 
+        from hemato.inference import physical_cores
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = physical_cores()
         try:
-            sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         except Exception as e:
             raise InputError(path, f"not a readable ONNX model ({e.__class__.__name__})") from None
         inp = sess.get_inputs()[0]
@@ -104,7 +111,9 @@ def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
     except RuntimeError as e:
         raise InputError(path, f"weights do not fit the model configuration ({str(e)[:120]})") from None
     ident.update({"format": "lightning-checkpoint", "model": kwargs, "input_size": size})
-    return LoadedModel(torch_forward(net, device), size, ident, net)
+    if channels_last is None:
+        channels_last = str(device).startswith("cpu")
+    return LoadedModel(torch_forward(net, device, channels_last), size, ident, net)
 
 
 # ------------------------------------------------------------------------------ input
@@ -224,13 +233,21 @@ def predict(
     patient_id: str | None = None,
     progress: bool = False,
     keep_names: bool = False,
+    crop: bool = True,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Segment one scan and write the report into ``output``; returns the report dict.
 
+    ``crop`` runs the network on the head region only and skips slices without head
+    (``hemato.inference``; torch checkpoints only, ONNX graphs have a fixed size); ``threads``
+    defaults to the physical cores.
+
     The report names the patient ``patient_id`` if given, else a salted pseudonym of the
     input's name (``hemato.privacy``), or the input's name itself with ``keep_names``."""
+    n_threads = set_threads(threads)
     scan = read_scan(input)
     model = load_model(checkpoint, device)
+    crop = bool(crop and model.net is not None)
     if spacing is not None:
         if len(spacing) != 2 or min(spacing) <= 0:
             raise InputError(input, f"--spacing must be two positive mm values, got {spacing}")
@@ -240,7 +257,7 @@ def predict(
             raise InputError(input, f"--thickness must be positive mm, got {thickness}")
         scan.thickness_mm, scan.source["thickness"] = float(thickness), "--thickness"
 
-    probs = predict_probabilities(model.forward, scan.image, model.input_size, batch_size=batch_size, tta=tta, progress=progress)
+    probs = predict_probabilities(model.forward, scan.image, model.input_size, batch_size=batch_size, tta=tta, progress=progress, crop=crop)
     mask = probs > threshold
     area_px = mask.reshape(mask.shape[0], -1).sum(1)
     known = scan.spacing_mm is not None and scan.thickness_mm is not None
@@ -258,6 +275,7 @@ def predict(
         "model": model.identity,
         "threshold": threshold,
         "tta": tta,
+        "inference": {"crop_to_head": crop, "device": device, "threads": n_threads},
         "software": {"hemato": hemato.__version__, "torch": torch.__version__},
     }
     px_area = scan.spacing_mm[0] * scan.spacing_mm[1] if scan.spacing_mm else None
@@ -320,11 +338,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--tta", action="store_true", help="average with flipped inputs")
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--no-crop", action="store_true", help="run the network on the full frame of every slice (default: head region only, slices without head skipped)")
+    ap.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
     ap.add_argument("--patient-id", help="name to print in the report (default: a salted pseudonym of the input's name)")
     ap.add_argument("--keep-names", action="store_true", help="report the input's own name and path instead of a pseudonym")
     a = ap.parse_args(argv)
     try:
-        r = predict(a.checkpoint, a.input, a.output, a.spacing, a.thickness, a.device, a.tta, a.batch_size, patient_id=a.patient_id, progress=True, keep_names=a.keep_names)
+        r = predict(a.checkpoint, a.input, a.output, a.spacing, a.thickness, a.device, a.tta, a.batch_size, patient_id=a.patient_id, progress=True, keep_names=a.keep_names,
+                    crop=not a.no_crop, threads=a.threads)
     except InputError as e:
         print(f"hemato.predict: error: {e}", file=sys.stderr)
         return 2

@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 import hemato
 from hemato.config_check import ConfigError, check_config
 from hemato.evaluate import evaluate_patients
+from hemato.inference import physical_cores, set_threads
 from hemato.metrics.subgroups import SubgroupThresholds
 from hemato.rundir import write_atomic
 from hemato.tasks.checkpointing import AtomicCheckpointIO
@@ -80,6 +81,13 @@ def provenance(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
+def cpu_threads_per_process(cfg: DictConfig) -> int:
+    """Physical cores shared among the processes of a CPU DDP run (one process: all)."""
+    tr = cfg.trainer
+    procs = int(tr.get("devices", 1)) if str(tr.get("accelerator")) == "cpu" and isinstance(tr.get("devices"), int) else 1
+    return max(1, physical_cores() // max(1, procs))
+
+
 def build_loggers(cfg: DictConfig, out_dir: Path) -> list[Any]:
     loggers = []
     for name, lcfg in (cfg.get("logger") or {}).items():
@@ -104,8 +112,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     t0 = time.time()
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
+    set_threads(cfg.get("threads") or cpu_threads_per_process(cfg))
     L.seed_everything(cfg.seed, workers=True)
     write_atomic(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     write_atomic(out_dir / "provenance.json", json.dumps(provenance(cfg), indent=2))
@@ -146,11 +153,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
         ckpt_path = out_dir / "checkpoints" / "last.ckpt"
         if not ckpt_path.is_file():
             raise FileNotFoundError(f"{ckpt_path}: no last checkpoint to resume (give hydra.run.dir=<the run's folder>)")
-    if ckpt_path:
-        print(f"[hemato] resuming from {ckpt_path}")
-    trainer.fit(task, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    if cfg.get("train", True):
+        if ckpt_path:
+            print(f"[hemato] resuming from {ckpt_path}")
+        trainer.fit(task, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+        best = ckpt.best_model_path or None
+    else:  # evaluation only: test the given checkpoint (config_check made sure there is one)
+        best = str(ckpt_path)
+        print(f"[hemato] testing {best} (train=false)")
     fit_s = time.time() - t0
-    best = ckpt.best_model_path or None
     trainer.test(task, datamodule=datamodule, ckpt_path=best if best else None, verbose=False)
     summary = {k.removeprefix("test/"): v for k, v in task.test_summary.items()}
 
@@ -177,6 +188,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             "test": summary,
             "best_checkpoint": str(best) if best else None,
             "epochs": trainer.current_epoch,
+            "trained": bool(cfg.get("train", True)),
+            "world_size": trainer.world_size,
             "fit_seconds": round(fit_s, 1),
             "total_seconds": round(time.time() - t0, 1),
             "empty_policy": cfg.task.empty,

@@ -93,9 +93,10 @@ def test_dicom_input_and_no_phi_in_outputs(checkpoint: Path, tmp_path: Path) -> 
 def test_onnx_export_gives_the_same_numbers(checkpoint: Path, tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "hemato.export", "--checkpoint", str(checkpoint), "--output", str(tmp_path / "m.onnx")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    a = predict(checkpoint, SAMPLE / "images", tmp_path / "a", spacing=(0.45, 0.45), thickness=5.0)
+    a = predict(checkpoint, SAMPLE / "images", tmp_path / "a", spacing=(0.45, 0.45), thickness=5.0, crop=False)
     b = predict(tmp_path / "m.onnx", SAMPLE / "images", tmp_path / "b", spacing=(0.45, 0.45), thickness=5.0)
     assert b["model"]["format"] == "onnx"
+    assert b["inference"]["crop_to_head"] is False  # a fixed-size ONNX graph sees full frames
     pa = np.array([s["area_px"] for s in a["slices"]])
     pb = np.array([s["area_px"] for s in b["slices"]])
     assert np.abs(pa - pb).sum() <= max(2, 0.001 * pa.sum())  # float noise may flip a pixel at 0.5

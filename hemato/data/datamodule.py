@@ -214,7 +214,11 @@ class HematomaDataModule(L.LightningDataModule):
         foreground_oversample: if > 0, each training epoch draws ``samples_per_epoch``
             slices with this probability mass on slices containing bleed (nnU-Net style).
         samples_per_epoch: slices per training epoch when oversampling (default: all).
-        num_workers: DataLoader workers.
+        num_workers: DataLoader workers (0 on CPU: slices are cached as resized uint8 and
+            augmenting one costs well under a millisecond, so workers would only take cores
+            from the network; ``hemato.bench`` prints the loader's rate beside training's).
+        pin_memory: page-locked batches for fast host-to-GPU copies; ``None`` = when CUDA
+            is available.
         split_file: reuse a split written by an earlier run instead of drawing one.
         manifest: the dataset file of ``data=manifest`` (read by its source; kept here so
             the config can say ``data.manifest=PATH``).
@@ -232,7 +236,7 @@ class HematomaDataModule(L.LightningDataModule):
         foreground_oversample: float = 0.0,
         samples_per_epoch: int | None = None,
         num_workers: int = 0,
-        pin_memory: bool = False,
+        pin_memory: bool | None = None,
         split_file: str | None = None,
         manifest: str | None = None,
     ) -> None:
@@ -250,7 +254,7 @@ class HematomaDataModule(L.LightningDataModule):
         self.foreground_oversample = foreground_oversample
         self.samples_per_epoch = samples_per_epoch
         self.num_workers = num_workers
-        self.pin_memory = pin_memory
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
         self.split_file = split_file
         self.records: list[VolumeRecord] = []
         self.split: dict[str, list[str]] = {}

@@ -54,12 +54,22 @@ class SegNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input_size(x.shape[-1], self.size_divisor)
         check_input_size(x.shape[-2], self.size_divisor)
-        indices, sizes = [], []
+        indices = []
         for enc in self.encoders:
-            x = enc(x)
-            sizes.append(x.shape)
-            x, idx = self.pool(x)
+            x, idx = self.pool(enc(x))
             indices.append(idx)
-        for dec, idx, size in zip(self.decoders, reversed(indices), reversed(sizes)):
-            x = dec(self.unpool(x, idx, output_size=size))
+        # H, W are multiples of 32, so every unpooled size is exactly 2x (no output_size
+        # needed; passing one breaks ONNX tracing)
+        for dec, idx in zip(self.decoders, reversed(indices)):
+            x = dec(self._unpool(x, idx))
         return self.head(x)
+
+    def _unpool(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """2x max-unpooling at the pooling indices. While tracing for ONNX export the same
+        operation is written as a scatter (ScatterElements in the graph): torch's max_unpool
+        fails to trace its own output-size check."""
+        if not torch.jit.is_tracing():
+            return self.unpool(x, idx)
+        b, c, h, w = x.shape
+        out = x.new_zeros(b, c, 4 * h * w)
+        return out.scatter(2, idx.flatten(2), x.flatten(2)).view(b, c, 2 * h, 2 * w)

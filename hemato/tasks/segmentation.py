@@ -49,7 +49,11 @@ class SegmentationTask(L.LightningModule):
         loss: ``bce`` (paper) or ``dice_bce``.
         threshold: probability threshold of the binary mask (paper: 0.5).
         empty: how empty-ground-truth slices/patients enter the means (see overlap.py).
-        channels_last: use channels-last memory format (GPU / CPU inference speed-up).
+        channels_last: channels-last memory format for training: ``"auto"`` (default) = on
+            when training on a GPU (faster with bf16 tensor cores), off on CPU (NCHW trains
+            faster there at larger widths; ``python -m hemato.bench`` measures both).
+        compile: wrap the network in ``torch.compile`` for training (off by default: no
+            faster on the 2-core CPU; the checkpoint keeps the plain network's weights).
         input_size: the slice size (pixels) the network is trained on; stored in the
             checkpoint so prediction resizes scans exactly as training did.
     """
@@ -62,30 +66,46 @@ class SegmentationTask(L.LightningModule):
         loss: str = "bce",
         threshold: float = 0.5,
         empty: str = "exclude",
-        channels_last: bool = False,
+        channels_last: bool | str = "auto",
         input_size: int | None = None,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         model = _plain(model)
         optimizer = _plain(optimizer)
         scheduler = _plain(scheduler) if scheduler else None
+        if channels_last not in (True, False, "auto"):
+            raise ValueError(f"channels_last must be true, false or auto, got {channels_last!r}")
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-        self.save_hyperparameters({"model": model, "optimizer": optimizer, "scheduler": scheduler, "loss": loss, "threshold": threshold, "empty": empty, "channels_last": channels_last, "input_size": input_size})
+        self.save_hyperparameters({"model": model, "optimizer": optimizer, "scheduler": scheduler, "loss": loss, "threshold": threshold, "empty": empty, "channels_last": channels_last, "input_size": input_size, "compile": compile})
         self.net = hydra.utils.instantiate(model)
-        if channels_last:
+        self._channels_last = channels_last is True
+        if self._channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
+        self._compiled: list[Any] = []  # not a submodule: state_dict keys stay "net.*"
         self.val_stats = SliceStats()
         self.test_stats = SliceStats()
         self.test_slices: pd.DataFrame | None = None
         self.test_patients: pd.DataFrame | None = None
         self.test_summary: dict[str, float] = {}
 
+    def setup(self, stage: str) -> None:
+        """Resolve ``channels_last="auto"`` for the accelerator; build the compiled network."""
+        if self.hparams.channels_last == "auto" and self._trainer is not None:
+            self._channels_last = type(self.trainer.accelerator).__name__ == "CUDAAccelerator"
+            if self._channels_last:
+                self.net = self.net.to(memory_format=torch.channels_last)
+        if self.hparams.get("compile") and stage == "fit" and not self._compiled:
+            self._compiled.append(torch.compile(self.net))
+
     # ------------------------------------------------------------------ forward / loss
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, S, S) in [0, 1] -> logits (B, 1, S, S)."""
-        if self.hparams.channels_last:
+        if self._channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        if self._compiled and self.training:
+            return self._compiled[0](x)
         return self.net(x)
 
     def compute_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -132,14 +152,15 @@ class SegmentationTask(L.LightningModule):
         summary = summarize(slices, patients, prefix="val/")
         # NaN (e.g. a validation set without bleeds) must not break checkpoint selection
         summary = {k: (0.0 if math.isnan(v) else v) for k, v in summary.items()}
-        self.log_dict(summary, prog_bar=False)
+        # computed from states already gathered from every process, so equal on all ranks
+        self.log_dict(summary, prog_bar=False, sync_dist=True)
         if "val/dice_patient" in summary:
-            self.log("val/dice", summary["val/dice_patient"], prog_bar=True)
+            self.log("val/dice", summary["val/dice_patient"], prog_bar=True, sync_dist=True)
 
     def on_test_epoch_end(self) -> None:
         self.test_slices, self.test_patients = self._tables(self.test_stats)
         self.test_summary = summarize(self.test_slices, self.test_patients, prefix="test/")
-        self.log_dict({k: v for k, v in self.test_summary.items() if not math.isnan(v)})
+        self.log_dict({k: v for k, v in self.test_summary.items() if not math.isnan(v)}, sync_dist=True)
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> Any:

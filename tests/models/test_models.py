@@ -150,3 +150,26 @@ def test_all_off_is_the_plain_residual_unet() -> None:
     full_sd = full.state_dict()
     for k, v in net.state_dict().items():
         assert full_sd[k].shape == v.shape, k
+
+
+@pytest.mark.parametrize("name", ["ours", "unet", "fcn8s", "segnet"])
+def test_every_network_exports_to_onnx_and_matches_torch(name: str, tmp_path) -> None:
+    import warnings
+
+    import numpy as np
+    import onnxruntime as ort
+
+    from hemato.models.registry import build_model
+
+    torch.manual_seed(0)
+    net = build_model(name, base_channels=8).eval()
+    x = torch.rand(2, 1, 64, 64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, x[:1], str(tmp_path / "m.onnx"), input_names=["image"], output_names=["logits"],
+                          dynamic_axes={"image": {0: "batch"}}, opset_version=17, dynamo=False)
+    out = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"image": x.numpy()})[0]
+    with torch.inference_mode():
+        ref = net(x).numpy()
+    assert out.shape == ref.shape == (2, 1, 64, 64)
+    np.testing.assert_allclose(out, ref, atol=1e-4, rtol=1e-3)

@@ -95,3 +95,30 @@ def test_checkpoint_rebuilds_the_model(tmp_path) -> None:
 def test_unknown_loss() -> None:
     with pytest.raises(ValueError, match="loss"):
         SegmentationTask(MODEL, OPT, loss="focal")
+
+
+def test_channels_last_auto_is_off_on_cpu_and_forced_on_converts_weights() -> None:
+    auto = SegmentationTask(MODEL, OPT)
+    trainer = L.Trainer(accelerator="cpu", logger=False, max_epochs=0)
+    trainer.strategy.connect(auto)
+    auto.setup("fit")
+    assert auto._channels_last is False
+    conv = next(m for m in auto.net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3) and m.in_channels > 1)
+    assert conv.weight.is_contiguous()
+    forced = SegmentationTask(MODEL, OPT, channels_last=True)
+    conv = next(m for m in forced.net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3) and m.in_channels > 1)
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous()
+    x = torch.rand(2, 1, 32, 32)
+    forced.net.load_state_dict(auto.net.state_dict())
+    auto.eval()
+    forced.eval()
+    assert torch.allclose(auto(x), forced(x), atol=1e-5)
+    with pytest.raises(ValueError, match="channels_last"):
+        SegmentationTask(MODEL, OPT, channels_last="yes")
+
+
+def test_compiled_network_is_not_a_submodule() -> None:
+    task = SegmentationTask(MODEL, OPT, compile=True)
+    task.setup("fit")
+    assert len(task._compiled) == 1
+    assert all(k.startswith("net.") for k in task.state_dict())  # checkpoints stay loadable
