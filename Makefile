@@ -29,6 +29,12 @@ format:
 clean:
 	rm -rf runs .cache .pytest_cache .ruff_cache
 
+.PHONY: bench
+# the newest checkpoint of the default run (python -m hemato.run model=ours), if there is one
+CKPT ?= $(lastword $(sort $(wildcard runs/cpu/*_ours/checkpoints/best.ckpt)))
+bench:              ## benchmarks (~6 min here): table on screen + reports/bench.json; CKPT=path adds a trained model
+	$(PY) -m hemato.bench --paper --json reports/bench.json $(if $(CKPT),--checkpoint $(CKPT))
+
 .PHONY: tables report
 tables:             ## Tables 1-7 + Figures 2-6 on the phantom, CPU-sized (~50 min here), -> reports/cpu/
 	PY=$(PY) experiments/make_tables.sh

@@ -97,12 +97,16 @@ def test_unknown_loss() -> None:
         SegmentationTask(MODEL, OPT, loss="focal")
 
 
-def test_channels_last_auto_is_off_on_cpu_and_forced_on_converts_weights() -> None:
+def test_channels_last_auto_follows_the_machine_and_forced_on_converts_weights() -> None:
+    from hemato.tasks.segmentation import channels_last_wins
+
+    assert channels_last_wins("CUDAAccelerator") and not channels_last_wins("MPSAccelerator")
     auto = SegmentationTask(MODEL, OPT)
     trainer = L.Trainer(accelerator="cpu", logger=False, max_epochs=0)
-    trainer.strategy.connect(auto)
+    auto.trainer = trainer
     auto.setup("fit")
-    assert auto._channels_last is False
+    assert auto._channels_last is channels_last_wins("CPUAccelerator")
+    auto = SegmentationTask(MODEL, OPT, channels_last=False)
     conv = next(m for m in auto.net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3) and m.in_channels > 1)
     assert conv.weight.is_contiguous()
     forced = SegmentationTask(MODEL, OPT, channels_last=True)
