@@ -58,8 +58,20 @@ def test_slice_folder_without_spacing_has_no_volume(checkpoint: Path, tmp_path: 
     areas = sum(s["area_px"] for s in r2["slices"])
     assert r2["volume_ml"] == pytest.approx(areas * 0.45 * 0.45 * 5 / 1000)
     assert r2["geometry_source"] == {"spacing": "--spacing", "thickness": "--thickness"}
+    assert r2["inference"]["crop_to_head"] is True and r2["inference"]["threads"] >= 1
     row = pd.read_csv(tmp_path / "out2" / "report.csv").iloc[0]
     assert row["volume_ml"] == pytest.approx(r2["volume_ml"]) and row["checkpoint_sha256"] == r2["model"]["sha256"]
+
+
+def test_head_crop_matches_full_frames_on_real_slices(checkpoint: Path, tmp_path: Path) -> None:
+    # real CT-ICH slices: the head-cropped path (default) against full frames
+    a = predict(checkpoint, SAMPLE / "images", tmp_path / "a", spacing=(0.45, 0.45), thickness=5.0)
+    b = predict(checkpoint, SAMPLE / "images", tmp_path / "b", spacing=(0.45, 0.45), thickness=5.0, crop=False)
+    assert (a["inference"]["crop_to_head"], b["inference"]["crop_to_head"]) == (True, False)
+    pa = np.array([s["area_px"] for s in a["slices"]])
+    pb = np.array([s["area_px"] for s in b["slices"]])
+    # a 1-epoch model: borders of the crop may flip a few low-confidence pixels, not more
+    assert np.abs(pa - pb).sum() <= max(20, 0.05 * pb.sum())
 
 
 def test_nifti_input_mask_in_input_geometry(checkpoint: Path, tmp_path: Path) -> None:
