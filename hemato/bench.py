@@ -7,7 +7,8 @@ scale) it measures, each model in its own subprocess so peak memory is its own:
 * inference slices/s (batched, ``inference_mode``) in NCHW and channels_last, and the
   achieved GFLOP/s of the faster one;
 * latency of one 30-slice 512x512 scan (phantom head) through ``predict_probabilities``:
-  plain (full frame, NCHW) and fast (head crop + skipped empty slices + channels_last), and
+  plain (full frame, NCHW) and fast (head crop + skipped empty slices + channels_last + BN
+  folded into the convolutions), and
   through onnxruntime (full frame);
 * training slices/s (forward + backward + RMSprop step, fp32) in NCHW and channels_last;
 * peak memory (CPU: the subprocess's peak RSS; GPU: ``torch.cuda.max_memory_allocated``);
@@ -179,11 +180,17 @@ def bench_model(name: str, size: int, width: int, batch: int, train_batch: int, 
     flop = count_flops(net, size, device)
     r["gflop_per_slice"] = flop / 1e9
 
-    # inference throughput, both memory formats
+    # inference throughput: NCHW, channels_last, channels_last with batch norm folded
+    from hemato.models.blocks import fold_batchnorm
+
     x = torch.rand(batch, 1, size, size, device=device)
-    for fmt in ("nchw", "channels_last"):
-        m = net.to(memory_format=torch.channels_last if fmt == "channels_last" else torch.contiguous_format)
-        xx = x.contiguous(memory_format=torch.channels_last) if fmt == "channels_last" else x
+    variants = {"nchw": (net, x), "channels_last": (net, x), "cl+foldbn": (fold_batchnorm(net), x)}
+    for fmt, (m, xx) in variants.items():
+        if fmt != "nchw":
+            m = m.to(memory_format=torch.channels_last)
+            xx = xx.contiguous(memory_format=torch.channels_last)
+        else:
+            m = m.to(memory_format=torch.contiguous_format)
 
         def infer(m=m, xx=xx) -> None:
             with torch.inference_mode():
@@ -192,7 +199,7 @@ def bench_model(name: str, size: int, width: int, batch: int, train_batch: int, 
 
         r[f"infer_slices_s_{fmt}"] = batch / _timeit(infer, seconds)
     net = net.to(memory_format=torch.contiguous_format)
-    best_fmt = max(("nchw", "channels_last"), key=lambda f: r[f"infer_slices_s_{f}"])
+    best_fmt = max(variants, key=lambda f: r[f"infer_slices_s_{f}"])
     r["infer_format"] = best_fmt
     r["infer_slices_s"] = r[f"infer_slices_s_{best_fmt}"]
     r["infer_gflops"] = r["infer_slices_s"] * r["gflop_per_slice"]
@@ -201,7 +208,7 @@ def bench_model(name: str, size: int, width: int, batch: int, train_batch: int, 
     if scans:
         images = scans[0].image
         plain_fn = lambda im: predict_probabilities(net, im, size, batch_size=batch, device=device)  # noqa: E731
-        fast_fn = lambda im: predict_probabilities(net, im, size, batch_size=batch, device=device, crop=True, channels_last=True)  # noqa: E731
+        fast_fn = lambda im: predict_probabilities(net, im, size, batch_size=batch, device=device, crop=True, channels_last=True, fold_bn=True)  # noqa: E731
         r["scan_shape"] = list(images.shape)
         r["scan_s_plain"] = _timeit(lambda: plain_fn(images), 0.0, min_iters=1)
         r["scan_s_fast"] = _timeit(lambda: fast_fn(images), 0.0, min_iters=1)
@@ -439,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "the loader is not the bottleneck" if ratio >= 2 else "the loader may starve training: raise data.num_workers"
         print(f"\n  data path {loader['loader_slices_s']:.0f} slices/s = {ratio:.1f}x the fastest training rate: {verdict}")
     print("\n  util % = inference GFLOP/s / theoretical peak; scan s = one "
-          f"{a.scan_slices}x{a.scan_size}x{a.scan_size} scan: plain (full frame), fast (head crop + slice skip + channels_last), "
+          f"{a.scan_slices}x{a.scan_size}x{a.scan_size} scan: plain (full frame), fast (head crop + slice skip + channels_last + folded BN), "
           "onnx (onnxruntime, full frame); report s = hemato.predict end to end from a NIfTI file (trained checkpoints); ratios to the plain U-Net of the same size")
     print("  agreement with the plain path (untrained rows: ONNX only, their masks are noise around 0.5;"
           " the head-crop path is judged on trained checkpoints):")

@@ -5,6 +5,7 @@ CPU speed levers (measured by ``python -m hemato.bench``; README "Performance"):
 
 * ``torch.inference_mode`` and batched slices (always);
 * ``channels_last`` memory format (faster for CPU inference with oneDNN convolutions);
+* batch norm folded into the convolutions (``fold_bn``; ``hemato.predict`` does it);
 * ``crop``: the network only sees the head. The scan-wide bounding box of the head (windowed
   value above air, opened to drop noise) is mapped onto the network grid the slices are
   resized to (the scale the network was trained at is kept), padded by a margin and rounded
@@ -51,8 +52,13 @@ def set_threads(n: int | None = None) -> int:
     return n
 
 
-def torch_forward(net: torch.nn.Module, device: str | torch.device = "cpu", channels_last: bool = False) -> Forward:
-    """A forward function for a torch network (eval mode, inference mode, on ``device``)."""
+def torch_forward(net: torch.nn.Module, device: str | torch.device = "cpu", channels_last: bool = False, fold_bn: bool = False) -> Forward:
+    """A forward function for a torch network (eval mode, inference mode, on ``device``);
+    ``fold_bn`` runs a copy with batch norm folded into the convolutions (``fold_batchnorm``)."""
+    if fold_bn:
+        from hemato.models.blocks import fold_batchnorm
+
+        net = fold_batchnorm(net)
     net = net.eval().to(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -124,6 +130,7 @@ def predict_probabilities(
     crop: bool = False,
     channels_last: bool = False,
     margin: int = 8,
+    fold_bn: bool = False,
 ) -> np.ndarray:
     """Probabilities (Z, H, W) float32 for a stack of windowed uint8 slices (Z, H, W).
 
@@ -136,7 +143,7 @@ def predict_probabilities(
     """
     if images.ndim != 3:
         raise ValueError(f"images must be (Z, H, W), got {images.shape}")
-    fwd = torch_forward(net, device, channels_last) if isinstance(net, torch.nn.Module) else net
+    fwd = torch_forward(net, device, channels_last, fold_bn) if isinstance(net, torch.nn.Module) else net
     z, h, w = images.shape
     out = np.zeros((z, h, w), dtype=np.float32)
     todo = np.arange(z)

@@ -113,7 +113,7 @@ def load_model(path: str | Path, device: str = "cpu", channels_last: bool | None
     ident.update({"format": "lightning-checkpoint", "model": kwargs, "input_size": size})
     if channels_last is None:
         channels_last = str(device).startswith("cpu")
-    return LoadedModel(torch_forward(net, device, channels_last), size, ident, net)
+    return LoadedModel(torch_forward(net, device, channels_last, fold_bn=True), size, ident, net)
 
 
 # ------------------------------------------------------------------------------ input

@@ -173,3 +173,25 @@ def test_every_network_exports_to_onnx_and_matches_torch(name: str, tmp_path) ->
         ref = net(x).numpy()
     assert out.shape == ref.shape == (2, 1, 64, 64)
     np.testing.assert_allclose(out, ref, atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["ours", "unet", "fcn8s", "segnet"])
+def test_folding_batchnorm_keeps_the_outputs(name: str) -> None:
+    from hemato.models.blocks import fold_batchnorm
+
+    torch.manual_seed(0)
+    net = build_model(name, base_channels=8)
+    for m in net.modules():  # non-trivial running statistics and affine parameters
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    net.eval()
+    folded = fold_batchnorm(net)
+    left = [n for n, m in folded.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    assert left == (["bottleneck.norm"] if name == "ours" else [])  # ours: BN after attention + residual, no conv to fold into
+    assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules())  # the original is untouched
+    x = torch.rand(2, 1, 64, 64)
+    with torch.inference_mode():
+        torch.testing.assert_close(folded(x), net(x), atol=1e-4, rtol=1e-4)
