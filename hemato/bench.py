@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hemato.inference import physical_cores, set_threads
+from hemato.inference import cpu_flags, physical_cores, set_threads
 
 MODELS = ("ours", "unet", "fcn8s", "segnet")
 REFERENCE = "unet"
@@ -59,7 +59,7 @@ def cpu_peak(ghz: float | None = None, fma_units: int | None = None, cpuinfo: st
     if cpuinfo is None:
         cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     info = cpuinfo
-    flags = set(re.search(r"^flags\s*:\s*(.*)$", info, re.M).group(1).split()) if "flags" in info else set()
+    flags = cpu_flags(info)
     model = (re.search(r"^model name\s*:\s*(.*)$", info, re.M) or [None, platform.processor()])[1]
     if ghz is None:
         m = re.search(r"@\s*([\d.]+)\s*GHz", model or "")
@@ -286,24 +286,12 @@ def _report_seconds(checkpoint: str, patient: Any) -> float:
 
 def _onnx_forward(net: torch.nn.Module, size: int) -> Any:
     """The network exported to ONNX (fixed size x size, dynamic batch) run by onnxruntime."""
-    import warnings
-
-    import onnxruntime as ort
+    from hemato.export import export_network
+    from hemato.inference import onnx_forward, onnx_session
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "net.onnx"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(net.eval(), torch.zeros(1, 1, size, size), str(path), input_names=["image"], output_names=["logits"],
-                              dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = physical_cores()
-        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-    def fwd(x: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(sess.run(None, {"image": x.numpy()})[0])
-
-    return fwd
+        export_network(net, size, Path(tmp) / "net.onnx")
+        return onnx_forward(onnx_session(Path(tmp) / "net.onnx"))
 
 
 def data_rate(size: int, batch: int, seconds: float = 2.0) -> dict[str, Any]:

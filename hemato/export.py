@@ -20,6 +20,17 @@ import torch
 from hemato.data.readers.errors import InputError
 
 
+def export_network(net: torch.nn.Module, size: int, output: str | Path, opset: int = 17) -> None:
+    """Trace ``net`` (eval mode) to ONNX: input ``image`` (batch, 1, size, size), output
+    ``logits``, batch dimension dynamic."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about the Python size check
+        torch.onnx.export(
+            net.eval(), torch.zeros(1, 1, size, size), str(output), input_names=["image"], output_names=["logits"],
+            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset, dynamo=False,
+        )
+
+
 def export_onnx(checkpoint: str | Path, output: str | Path, opset: int = 17) -> Path:
     """Write ``output`` (ONNX) from a hemato ``.ckpt``; returns the path."""
     import onnx
@@ -29,15 +40,9 @@ def export_onnx(checkpoint: str | Path, output: str | Path, opset: int = 17) -> 
     model = load_model(checkpoint)
     if model.net is None:
         raise InputError(checkpoint, "export needs a hemato .ckpt")
-    net = model.net.eval()
     size = model.input_size
     output = Path(output)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer warnings about the Python size check
-        torch.onnx.export(
-            net, torch.zeros(1, 1, size, size), str(output), input_names=["image"], output_names=["logits"],
-            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset, dynamo=False,
-        )
+    export_network(model.net, size, output, opset)
     proto = onnx.load(str(output))
     for k, v in {"hemato_model": json.dumps(model.identity["model"]), "hemato_input_size": str(size), "hemato_source_sha256": model.identity["sha256"]}.items():
         entry = proto.metadata_props.add()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,18 @@ def physical_cores() -> int:
         except OSError:
             cores.add(str(c))
     return max(1, len(cores))
+
+
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The CPU's feature flags (``avx2``, ``avx512f``, ``fma`` ...) from /proc/cpuinfo, or from
+    ``cpuinfo`` text; empty where there is none."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return set()
+    m = re.search(r"^flags\s*:\s*(.*)$", cpuinfo, re.M)
+    return set(m.group(1).split()) if m else set()
 
 
 def set_threads(n: int | None = None) -> int:
@@ -71,6 +84,25 @@ def torch_forward(net: torch.nn.Module, device: str | torch.device = "cpu", chan
         return net(x).float().cpu()
 
     fwd.size_divisor = getattr(net, "size_divisor", 32)  # type: ignore[attr-defined]
+    return fwd
+
+
+def onnx_session(path: str | Path) -> object:
+    """An onnxruntime CPU session for an ONNX file, threads = physical cores."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = physical_cores()
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def onnx_forward(sess: object) -> Forward:
+    """A forward function running an onnxruntime session on its first input."""
+    name = sess.get_inputs()[0].name  # type: ignore[attr-defined]
+
+    def fwd(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(sess.run(None, {name: x.numpy().astype(np.float32)})[0])  # type: ignore[attr-defined]
+
     return fwd
 
 

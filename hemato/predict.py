@@ -36,7 +36,7 @@ import torch
 import hemato
 from hemato.data.readers.errors import InputError
 from hemato.data.readers.images import IMAGE_SUFFIXES, read_slice
-from hemato.inference import Forward, predict_probabilities, set_threads, torch_forward
+from hemato.inference import Forward, onnx_forward, onnx_session, predict_probabilities, set_threads, torch_forward
 from hemato.metrics.volume import abc2, volume_from_areas_ml
 from hemato.models.registry import available, build_model
 from hemato.privacy import pseudonym
@@ -71,14 +71,8 @@ def load_model(path: str | Path, device: str = "cpu", channels_last: bool | None
         raise InputError(path, "checkpoint does not exist")
     ident: dict[str, Any] = {"checkpoint": str(path), "sha256": _sha256(path)}
     if path.suffix.lower() == ".onnx":
-        import onnxruntime as ort
-
-        from hemato.inference import physical_cores
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = physical_cores()
         try:
-            sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+            sess = onnx_session(path)
         except Exception as e:
             raise InputError(path, f"not a readable ONNX model ({e.__class__.__name__})") from None
         inp = sess.get_inputs()[0]
@@ -86,13 +80,8 @@ def load_model(path: str | Path, device: str = "cpu", channels_last: bool | None
         size = inp.shape[-1]
         if not isinstance(size, int) or "hemato_model" not in meta:
             raise InputError(path, "not a hemato ONNX export (no hemato metadata or fixed input size)")
-        name = inp.name
-
-        def fwd(x: torch.Tensor) -> torch.Tensor:
-            return torch.from_numpy(sess.run(None, {name: x.numpy().astype(np.float32)})[0])
-
         ident.update({"format": "onnx", "model": json.loads(meta["hemato_model"]), "input_size": size})
-        return LoadedModel(fwd, size, ident)
+        return LoadedModel(onnx_forward(sess), size, ident)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:

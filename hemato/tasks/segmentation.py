@@ -42,7 +42,7 @@ def channels_last_wins(accelerator: str) -> bool:
     """Whether training in channels-last is the faster layout on this machine.
 
     GPU: yes (tensor cores with bf16). CPU: yes on AVX-512 CPUs, where oneDNN's NHWC kernels
-    trained 1.2-1.9x faster than NCHW at widths 16 and 64 (``hemato.bench``, README
+    trained 1.3-2.0x faster than NCHW at width 16 and 1.3x at width 64 (``hemato.bench``, README
     "Performance"); no on AVX2-only CPUs, where NCHW was measured up to 2x faster for training
     at large widths.
     """
@@ -50,11 +50,9 @@ def channels_last_wins(accelerator: str) -> bool:
         return True
     if accelerator != "CPUAccelerator":
         return False
-    try:
-        with open("/proc/cpuinfo") as f:
-            return " avx512f" in f.read()
-    except OSError:
-        return False
+    from hemato.inference import cpu_flags
+
+    return "avx512f" in cpu_flags()
 
 
 class SegmentationTask(L.LightningModule):
