@@ -18,7 +18,15 @@ def cfg(*overrides: str):
         return compose("config", overrides=list(overrides))
 
 
-@pytest.mark.parametrize("exp", ["cpu", "paper", "table1", "ablation"])
+# every shipped profile, so a new one cannot slip in unchecked
+EXPERIMENTS = sorted(f.stem for f in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
+
+
+def test_experiment_profiles_found() -> None:
+    assert {"cpu", "cpu_long", "cpu_hires", "paper", "table1", "ablation"} <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("exp", EXPERIMENTS)
 @pytest.mark.parametrize("model", ["ours", "unet", "fcn8s", "segnet", "ours_plain", "ours_sa", "ours_sa_ca"])
 def test_shipped_configs_are_valid(exp: str, model: str) -> None:
     check_config(cfg(f"experiment={exp}", f"model={model}"))
