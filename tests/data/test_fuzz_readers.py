@@ -1,6 +1,7 @@
 """Fuzz the readers with mutated PNG/JPG/DICOM/NIfTI bytes (hypothesis): every case either
-reads or raises hemato's InputError; nothing else, and nothing hangs (30 s alarm per case: a decode takes milliseconds, so only a real hang trips it,
-not a machine that stalls for a few seconds under load)."""
+reads or raises hemato's InputError; nothing else, and nothing hangs (30 s alarm per case: a
+decode takes milliseconds, so only a real hang trips it, not a machine that stalls for a few
+seconds under load)."""
 
 from __future__ import annotations
 
