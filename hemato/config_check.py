@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from hemato.models import available
 from hemato.models.registry import get
+from hemato.precision import native_bf16
 
 
 class ConfigError(ValueError):
@@ -46,8 +47,10 @@ def check_config(cfg: DictConfig) -> None:
         problems.append(f"trainer.max_epochs={cfg.trainer.get('max_epochs')!r} must be >= 1")
     if not 0 < float(cfg.task.get("threshold", 0.5)) < 1:
         problems.append(f"task.threshold={cfg.task.get('threshold')!r} must be in (0, 1)")
-    if str(cfg.trainer.get("accelerator")) == "cpu" and "bf16" in str(cfg.trainer.get("precision")):
-        problems.append("trainer.precision=bf16 on CPU is ~10x slower than fp32 here: use trainer=cpu (32-true)")
+    if str(cfg.trainer.get("accelerator")) == "cpu" and "bf16" in str(cfg.trainer.get("precision")) and not native_bf16():
+        problems.append(
+            f"trainer.precision={cfg.trainer.precision} on a CPU without native bf16 (no AVX512-BF16/AMX-BF16): emulated bf16 was measured ~10x slower than fp32; use trainer.precision=auto or 32-true"
+        )
     if cfg.data.get("manifest") and not Path(str(cfg.data.manifest)).exists():
         problems.append(f"data.manifest={cfg.data.manifest} does not exist")
     src = cfg.data.get("source") or {}
@@ -62,5 +65,7 @@ def check_config(cfg: DictConfig) -> None:
             problems.append("train=false needs ckpt_path=<a checkpoint file> to test")
         elif not Path(str(ck)).is_file():
             problems.append(f"ckpt_path={ck} does not exist")
+    if cfg.get("select", "best") not in ("best", "last"):
+        problems.append(f"select={cfg.get('select')!r} must be best or last")
     if problems:
         raise ConfigError("; ".join(problems))

@@ -28,6 +28,7 @@ from hemato.config_check import ConfigError, check_config
 from hemato.evaluate import evaluate_patients
 from hemato.inference import physical_cores, set_threads
 from hemato.metrics.subgroups import SubgroupThresholds
+from hemato.precision import PrecisionChoice, choose_precision, probe_train_speed
 from hemato.rundir import write_atomic
 from hemato.tasks.checkpointing import AtomicCheckpointIO
 
@@ -79,6 +80,20 @@ def provenance(cfg: DictConfig) -> dict[str, Any]:
         "packages": {p: ver(p) for p in pkgs},
         "torch_threads": torch.get_num_threads(),
     }
+
+
+def resolve_precision(cfg: DictConfig) -> PrecisionChoice:
+    """``trainer.precision`` for this machine (``auto``: see ``hemato.precision``); the probe
+    trains the configured network at the configured input size for a few steps."""
+    from hemato.models.registry import build_model
+
+    model_kwargs = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
+    size = int(cfg.data.input_size)
+
+    def probe() -> dict[str, float]:
+        return probe_train_speed(lambda: build_model(**model_kwargs), size, batch_size=min(4, int(cfg.data.batch_size)))
+
+    return choose_precision(cfg.trainer.get("precision", "32-true"), str(cfg.trainer.get("accelerator", "cpu")), probe)
 
 
 def cpu_threads_per_process(cfg: DictConfig) -> int:
@@ -134,6 +149,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     print(f"[hemato] patients: train {n['train']}, val {n['val']}, test {n['test']} (split.json written)")
 
     task = hydra.utils.instantiate(cfg.task, model=OmegaConf.to_container(cfg.model, resolve=True), input_size=cfg.data.input_size)
+    choice = resolve_precision(cfg)
+    print(f"[hemato] precision {choice.precision}: {choice.reason}")
+    prov = provenance(cfg)
+    prov["precision"] = choice.as_dict()
+    write_atomic(out_dir / "provenance.json", json.dumps(prov, indent=2))
     loggers = build_loggers(cfg, out_dir)
     ckpt = ModelCheckpoint(
         dirpath=out_dir / "checkpoints",
@@ -146,7 +166,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # separate checkpoint written at the end of every epoch, the one to resume from
     last = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="last", monitor=None, save_top_k=1, every_n_epochs=1, enable_version_counter=False)
     trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, logger=loggers or False, callbacks=[ckpt, last], default_root_dir=str(out_dir), plugins=[AtomicCheckpointIO()]
+        cfg.trainer, precision=choice.precision, logger=loggers or False, callbacks=[ckpt, last], default_root_dir=str(out_dir), plugins=[AtomicCheckpointIO()]
     )
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path == "last":  # resume this run directory's last checkpoint
@@ -157,7 +177,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if ckpt_path:
             print(f"[hemato] resuming from {ckpt_path}")
         trainer.fit(task, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
-        best = ckpt.best_model_path or None
+        best = (ckpt.best_model_path or None) if cfg.get("select", "best") == "best" else (last.last_model_path or last.best_model_path or None)
     else:  # evaluation only: test the given checkpoint (config_check made sure there is one)
         best = str(ckpt_path)
         print(f"[hemato] testing {best} (train=false)")

@@ -58,6 +58,51 @@ def split_patients(
     return split
 
 
+def cv_split(
+    patient_ids: Sequence[str], has_bleed: Sequence[bool], folds: int, fold: int, val_fraction: float, seed: int
+) -> dict[str, Any]:
+    """Patient-level ``folds``-fold cross-validation split, stratified by bleed / no bleed.
+
+    Every patient is in exactly one fold; fold ``fold`` is the test set, and a validation set
+    (``val_fraction`` of the other folds' patients, stratified too, at least 1) is carved from
+    the remaining folds. Depends only on (ids, has_bleed, folds, seed): the fold of a patient
+    is the same for every ``fold``, model and training seed. Returns the split plus
+    ``"folds": {patient: fold}``.
+
+    Written here rather than taken from scikit-learn's StratifiedKFold: ten lines, and it
+    keeps scikit-learn out of the dependencies.
+    """
+    ids = list(patient_ids)
+    if len(set(ids)) != len(ids):
+        raise ValueError("duplicate patient ids in the dataset")
+    if folds < 2 or not 0 <= fold < folds:
+        raise ValueError(f"need folds >= 2 and 0 <= fold < folds, got folds={folds}, fold={fold}")
+    if len(ids) < 2 * folds:
+        raise ValueError(f"{len(ids)} patients are too few for {folds} folds")
+    rng = np.random.default_rng(seed)
+    bleed = np.asarray(has_bleed, dtype=bool)
+    assign: dict[str, int] = {}
+    offset = 0
+    for stratum in (bleed, ~bleed):  # deal each stratum round-robin over the folds
+        members = sorted(np.asarray(ids, dtype=object)[stratum].tolist())
+        for k, i in enumerate(rng.permutation(len(members))):
+            assign[members[i]] = (offset + k) % folds
+        offset = (offset + len(members)) % folds  # the next stratum fills the smaller folds first
+    test = sorted(p for p in ids if assign[p] == fold)
+    rest = [p for p in ids if assign[p] != fold]
+    val: list[str] = []
+    if val_fraction > 0:
+        for stratum in (True, False):
+            members = sorted(p for p in rest if bleed[ids.index(p)] == stratum)
+            n = round(len(members) * val_fraction)
+            val += [members[i] for i in rng.permutation(len(members))[:n]]
+        if not val:
+            val = [sorted(rest)[int(rng.integers(len(rest)))]]
+    split = {"train": sorted(set(rest) - set(val)), "val": sorted(val), "test": test}
+    assert_disjoint(split)
+    return {**split, "folds": assign}
+
+
 def assert_disjoint(split: dict[str, list[str]]) -> None:
     """Raise :class:`SplitLeakageError` if any patient is on two sides of ``split``."""
     sides = list(split)
@@ -69,25 +114,44 @@ def assert_disjoint(split: dict[str, list[str]]) -> None:
 
 
 def build_transform(augment: dict[str, Any] | None) -> A.Compose | None:
-    """The paper's augmentation: horizontal/vertical flips and shifts (``A.Affine``)."""
+    """Training augmentation from a dict of probabilities and ranges.
+
+    The paper's: ``hflip``, ``vflip`` (probabilities), ``shift`` (fraction) with ``shift_p``.
+    Added for real CT (all optional, off when absent or 0): ``rot90`` (probability of a
+    random multiple of 90 degrees: orientation robustness), ``scale`` (+-fraction) and
+    ``rotate`` (+-degrees) joined into the same affine, ``brightness`` / ``contrast``
+    (+-fraction, ``intensity_p``: window and scanner variation), ``gamma`` (+-percent).
+    """
     if not augment:
         return None
     ops: list[A.BasicTransform] = []
+    if augment.get("rot90", 0) > 0:
+        ops.append(A.RandomRotate90(p=augment["rot90"]))
     if augment.get("hflip", 0) > 0:
         ops.append(A.HorizontalFlip(p=augment["hflip"]))
     if augment.get("vflip", 0) > 0:
         ops.append(A.VerticalFlip(p=augment["vflip"]))
     shift = float(augment.get("shift", 0.0))
-    if shift > 0:
+    scale = float(augment.get("scale", 0.0))
+    rotate = float(augment.get("rotate", 0.0))
+    if shift > 0 or scale > 0 or rotate > 0:
         ops.append(
             A.Affine(
                 translate_percent={"x": (-shift, shift), "y": (-shift, shift)},
+                scale=(1 - scale, 1 + scale),
+                rotate=(-rotate, rotate),
                 p=float(augment.get("shift_p", 0.5)),
                 border_mode=cv2.BORDER_CONSTANT,
                 fill=0,
                 fill_mask=0,
             )
         )
+    b, c = float(augment.get("brightness", 0.0)), float(augment.get("contrast", 0.0))
+    if b > 0 or c > 0:
+        ops.append(A.RandomBrightnessContrast(brightness_limit=b, contrast_limit=c, p=float(augment.get("intensity_p", 0.5))))
+    gamma = float(augment.get("gamma", 0.0))
+    if gamma > 0:
+        ops.append(A.RandomGamma(gamma_limit=(100 - gamma, 100 + gamma), p=float(augment.get("intensity_p", 0.5))))
     return A.Compose(ops) if ops else None
 
 
@@ -220,6 +284,9 @@ class HematomaDataModule(L.LightningDataModule):
         pin_memory: page-locked batches for fast host-to-GPU copies; ``None`` = when CUDA
             is available.
         split_file: reuse a split written by an earlier run instead of drawing one.
+        folds, fold: cross-validation (``cv_split``): ``folds`` patient-level folds stratified
+            by bleed / no bleed, seeded by ``split_seed``; fold ``fold`` is the test set and
+            ``val_fraction`` of the rest validates. ``test_fraction`` is then unused.
         manifest: the dataset file of ``data=manifest`` (read by its source; kept here so
             the config can say ``data.manifest=PATH``).
     """
@@ -239,8 +306,14 @@ class HematomaDataModule(L.LightningDataModule):
         pin_memory: bool | None = None,
         split_file: str | None = None,
         manifest: str | None = None,
+        folds: int | None = None,
+        fold: int | None = None,
     ) -> None:
         super().__init__()
+        if (folds is None) != (fold is None):
+            raise ValueError("data.folds and data.fold go together (e.g. data.folds=5 data.fold=0)")
+        self.folds, self.fold = folds, fold
+        self.fold_of: dict[str, int] = {}
         self.manifest = manifest
         if input_size % 32 != 0:
             raise ValueError(f"data.input_size must be a multiple of 32, got {input_size}")
@@ -278,6 +351,11 @@ class HematomaDataModule(L.LightningDataModule):
             missing = set(sum(self.split.values(), [])) - set(ids)
             if missing:
                 raise ValueError(f"split file {self.split_file} names unknown patients: {sorted(missing)[:5]}")
+        elif self.folds is not None:
+            bleed = [bool(r.mask is not None and r.mask.any()) for r in self.records]
+            cv = cv_split(ids, bleed, self.folds, self.fold, self.val_fraction, self.split_seed)
+            self.fold_of = cv.pop("folds")
+            self.split = cv
         else:
             self.split = split_patients(ids, self.test_fraction, self.val_fraction, self.split_seed)
         assert_disjoint(self.split)
@@ -303,6 +381,8 @@ class HematomaDataModule(L.LightningDataModule):
             "val_fraction": self.val_fraction,
             "n_slices": {k: len(v) for k, v in self.datasets.items()},
         }
+        if self.folds is not None:
+            payload.update({"folds": self.folds, "fold": self.fold, "fold_of": self.fold_of})
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(payload, indent=2))
         tmp.replace(path)

@@ -126,6 +126,7 @@ class SegmentationTask(L.LightningModule):
         return self.net(x)
 
     def compute_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()  # the loss in fp32 under bf16 autocast
         loss = F.binary_cross_entropy_with_logits(logits, target)
         if self.hparams.loss == "dice_bce":
             loss = loss + soft_dice_loss(logits, target)
