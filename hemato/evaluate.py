@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from hemato.data.records import VolumeRecord
-from hemato.inference import predict_probabilities
+from hemato.engine import Contract, scan_counts, segment
 from hemato.metrics.subgroups import SubgroupThresholds, tag_patient
 from hemato.metrics.volume import abc2, planimetric_volume_ml
 from hemato.rundir import save_prediction
@@ -25,21 +25,27 @@ from hemato.rundir import save_prediction
 def evaluate_patients(
     net: torch.nn.Module,
     records: list[VolumeRecord],
-    input_size: int,
-    threshold: float = 0.5,
+    contract: Contract,
     out_dir: Path | None = None,
     thresholds: SubgroupThresholds | None = None,
     batch_size: int = 16,
-) -> pd.DataFrame:
-    """One row per patient: planimetric and ABC/2 volumes (truth and prediction), A/B/C (mm),
-    subgroup measurements and automatic tags. Writes ``out_dir/<id>.npz`` if given."""
-    rows = []
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Segment each patient through the engine (``hemato.engine.segment``: the path
+    ``hemato.predict`` takes) and measure it.
+
+    Returns ``(patients, slices)``: per patient the planimetric and ABC/2 volumes (truth and
+    prediction), A/B/C (mm), subgroup measurements and automatic tags; per slice the pixel
+    counts (``inter``, ``pred``, ``gt``) with ``patient_id``, ``slice_index``,
+    ``pixel_area_mm2``, ``thickness_mm``. Writes ``out_dir/<id>.npz`` if given."""
+    rows, slice_rows = [], []
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     for rec in records:
-        prob = predict_probabilities(net, rec.image, input_size, batch_size=batch_size)
-        pred = prob > threshold
+        _, pred = segment(net, rec.image, contract, batch_size=batch_size)
         truth = rec.mask if rec.mask is not None else np.zeros_like(pred)
+        c = scan_counts(pred, truth)
+        slice_rows.append(pd.DataFrame({"patient_id": rec.patient_id, "slice_index": np.asarray(rec.slice_index), **c,
+                                        "pixel_area_mm2": rec.pixel_area_mm2, "thickness_mm": float(rec.thickness_mm) if rec.thickness_mm else np.nan}))
         row: dict[str, Any] = {"patient_id": rec.patient_id}
         if rec.spacing_mm is not None and rec.thickness_mm is not None:
             row["pred_volume_ml_export"] = planimetric_volume_ml(pred, rec.spacing_mm, rec.thickness_mm)
@@ -50,4 +56,4 @@ def evaluate_patients(
         if out_dir is not None:
             save_prediction(out_dir / f"{rec.patient_id}.npz", rec.image, rec.mask, pred, rec.spacing_mm, rec.thickness_mm, rec.slice_index)
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), pd.concat(slice_rows, ignore_index=True) if slice_rows else pd.DataFrame()

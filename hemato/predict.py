@@ -35,8 +35,9 @@ import torch
 
 import hemato
 from hemato.data.readers.errors import InputError
+from hemato.engine import Contract, segment
 from hemato.data.readers.images import IMAGE_SUFFIXES, read_slice
-from hemato.inference import Forward, onnx_forward, onnx_session, predict_probabilities, set_threads, torch_forward
+from hemato.inference import Forward, onnx_forward, onnx_session, set_threads, torch_forward
 from hemato.metrics.volume import abc2, volume_from_areas_ml
 from hemato.models.registry import available, build_model
 from hemato.privacy import pseudonym
@@ -51,6 +52,11 @@ class LoadedModel:
     input_size: int
     identity: dict[str, Any]
     net: torch.nn.Module | None = None  # the torch network (None for ONNX)
+    contract: Contract | None = None  # preprocessing + post-processing the weights expect
+
+    def __post_init__(self) -> None:
+        if self.contract is None:
+            self.contract = Contract(input_size=self.input_size, trained_on="unknown (no contract stored)")
 
 
 def _sha256(path: Path) -> str:
@@ -81,7 +87,9 @@ def load_model(path: str | Path, device: str = "cpu", channels_last: bool | None
         if not isinstance(size, int) or "hemato_model" not in meta:
             raise InputError(path, "not a hemato ONNX export (no hemato metadata or fixed input size)")
         ident.update({"format": "onnx", "model": json.loads(meta["hemato_model"]), "input_size": size})
-        return LoadedModel(onnx_forward(sess), size, ident)
+        con = contract_from(json.loads(meta["hemato_contract"]) if "hemato_contract" in meta else None, size, 0.5)
+        ident["contract"] = con.as_dict()
+        return LoadedModel(onnx_forward(sess), size, ident, contract=con)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -99,10 +107,20 @@ def load_model(path: str | Path, device: str = "cpu", channels_last: bool | None
         net.load_state_dict(state)
     except RuntimeError as e:
         raise InputError(path, f"weights do not fit the model configuration ({str(e)[:120]})") from None
-    ident.update({"format": "lightning-checkpoint", "model": kwargs, "input_size": size})
+    con = contract_from(hp.get("contract"), size, float(hp.get("threshold", 0.5)))
+    ident.update({"format": "lightning-checkpoint", "model": kwargs, "input_size": size, "contract": con.as_dict()})
     if channels_last is None:
         channels_last = str(device).startswith("cpu")
-    return LoadedModel(torch_forward(net, device, channels_last, fold_bn=True), size, ident, net)
+    return LoadedModel(torch_forward(net, device, channels_last, fold_bn=True), size, ident, net, con)
+
+
+def contract_from(stored: dict[str, Any] | None, input_size: int, threshold: float) -> Contract:
+    """The contract a checkpoint stores; checkpoints from before contracts get the values
+    every hemato model then used (window 40/120, no component filter, radiological)."""
+    base = {"input_size": input_size, "threshold": threshold}
+    if not stored:
+        return Contract(**base, orientation="radiological", trained_on="unknown (checkpoint predates hemato's model contract)")
+    return Contract.from_dict({**base, **stored})
 
 
 # ------------------------------------------------------------------------------ input
@@ -218,7 +236,7 @@ def predict(
     device: str = "cpu",
     tta: bool = False,
     batch_size: int = 16,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     patient_id: str | None = None,
     progress: bool = False,
     keep_names: bool = False,
@@ -234,9 +252,12 @@ def predict(
     The report names the patient ``patient_id`` if given, else a salted pseudonym of the
     input's name (``hemato.privacy``), or the input's name itself with ``keep_names``."""
     n_threads = set_threads(threads)
-    scan = read_scan(input)
     model = load_model(checkpoint, device)
-    crop = bool(crop and model.net is not None)
+    con = model.contract
+    if threshold is not None:
+        con = Contract.from_dict({**con.as_dict(), "threshold": float(threshold)})
+    scan = read_scan(input, con.window_level, con.window_width)
+    crop = bool(crop and con.crop_to_head and model.net is not None)
     if spacing is not None:
         if len(spacing) != 2 or min(spacing) <= 0:
             raise InputError(input, f"--spacing must be two positive mm values, got {spacing}")
@@ -246,8 +267,7 @@ def predict(
             raise InputError(input, f"--thickness must be positive mm, got {thickness}")
         scan.thickness_mm, scan.source["thickness"] = float(thickness), "--thickness"
 
-    probs = predict_probabilities(model.forward, scan.image, model.input_size, batch_size=batch_size, tta=tta, progress=progress, crop=crop)
-    mask = probs > threshold
+    _, mask = segment(model.forward, scan.image, con, batch_size=batch_size, tta=tta, progress=progress, crop=crop)
     area_px = mask.reshape(mask.shape[0], -1).sum(1)
     known = scan.spacing_mm is not None and scan.thickness_mm is not None
     report: dict[str, Any] = {
@@ -262,7 +282,8 @@ def predict(
         "geometry_source": scan.source,
         "input": {"path": str(input) if keep_names else None, "kind": scan.kind, "shape": list(scan.image.shape)},
         "model": model.identity,
-        "threshold": threshold,
+        "threshold": con.threshold,
+        "contract": con.as_dict(),
         "tta": tta,
         "inference": {"crop_to_head": crop, "device": device, "threads": n_threads},
         "software": {"hemato": hemato.__version__, "torch": torch.__version__},

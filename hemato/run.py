@@ -17,6 +17,7 @@ from typing import Any
 
 import hydra
 import lightning as L
+import numpy as np
 import pandas as pd
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -25,7 +26,9 @@ from omegaconf import DictConfig, OmegaConf
 
 import hemato
 from hemato.config_check import ConfigError, check_config
+from hemato.engine import Contract
 from hemato.evaluate import evaluate_patients
+from hemato.metrics.overlap import patient_table, slice_table, summarize
 from hemato.inference import physical_cores, set_threads
 from hemato.metrics.subgroups import SubgroupThresholds
 from hemato.precision import PrecisionChoice, choose_precision, probe_train_speed
@@ -80,6 +83,18 @@ def provenance(cfg: DictConfig) -> dict[str, Any]:
         "packages": {p: ver(p) for p in pkgs},
         "torch_threads": torch.get_num_threads(),
     }
+
+
+def describe_data(cfg: DictConfig) -> str:
+    """The training data in words, for the checkpoint's contract (reports print it)."""
+    choice = HydraConfig.get().runtime.choices.get("data") if HydraConfig.initialized() else None
+    src = cfg.data.get("source") or {}
+    target = str(src.get("_target_", ""))
+    if target.endswith("PhantomSource") or (choice or "").startswith("phantom"):
+        return f"synthetic phantom ({choice or 'phantom'}): not real CT"
+    where = cfg.data.get("manifest") or src.get("path") or "?"
+    fold = f", CV fold {cfg.data.fold} of {cfg.data.folds}" if cfg.data.get("folds") else ""
+    return f"{choice or 'manifest'} ({Path(str(where)).parent.name}{fold})"
 
 
 def resolve_precision(cfg: DictConfig) -> PrecisionChoice:
@@ -148,7 +163,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     n = {k: len(v) for k, v in datamodule.split.items()}
     print(f"[hemato] patients: train {n['train']}, val {n['val']}, test {n['test']} (split.json written)")
 
-    task = hydra.utils.instantiate(cfg.task, model=OmegaConf.to_container(cfg.model, resolve=True), input_size=cfg.data.input_size)
+    contract = {**OmegaConf.to_container(cfg.task.get("contract") or {}, resolve=True), "trained_on": describe_data(cfg)}
+    task = hydra.utils.instantiate(cfg.task, model=OmegaConf.to_container(cfg.model, resolve=True), input_size=cfg.data.input_size, contract=contract)
     choice = resolve_precision(cfg)
     print(f"[hemato] precision {choice.precision}: {choice.reason}")
     prov = provenance(cfg)
@@ -186,26 +202,37 @@ def train(cfg: DictConfig) -> dict[str, float]:
     summary = {k.removeprefix("test/"): v for k, v in task.test_summary.items()}
 
     if trainer.is_global_zero:
-        patients = task.test_patients.copy()
-        for col in ("irregular", "near_skull", "kinds", "irregular_reason", "near_skull_reason"):
-            patients[col] = [datamodule.record(p).tags.get(col) for p in patients["patient_id"]]
-        patients["reference_volume_ml"] = [datamodule.record(p).reference_volume_ml for p in patients["patient_id"]]
+        # the reported test metrics come from the engine, the path hemato.predict takes
+        # (head crop, contract threshold, component filter); the network's full-frame
+        # metrics from trainer.test are kept beside them as "test_fullframe"
         ev = cfg.evaluation
-        extra = evaluate_patients(
+        ids = datamodule.patient_ids
+        test_ids = list(task.test_patients["patient_id"])
+        extra, counts = evaluate_patients(
             task.net,
-            [datamodule.record(p) for p in patients["patient_id"]],
-            input_size=cfg.data.input_size,
-            threshold=cfg.task.threshold,
+            [datamodule.record(p) for p in test_ids],
+            contract=Contract.from_dict({**task.hparams.contract, "input_size": cfg.data.input_size, "threshold": cfg.task.threshold}),
             out_dir=out_dir / "predictions" if ev.save_predictions else None,
             thresholds=SubgroupThresholds(**ev.subgroups),
         )
+        stats = {k: torch.as_tensor(np.array(counts[k])) for k in ("slice_index", "inter", "pred", "gt", "pixel_area_mm2", "thickness_mm")}
+        stats["patient"] = torch.as_tensor([ids.index(p) for p in counts["patient_id"]])
+        test_slices = slice_table(stats, ids, cfg.task.empty)
+        patients = patient_table(test_slices, cfg.task.empty)
+        fullframe = summary
+        summary = {k.removeprefix("test/"): v for k, v in summarize(test_slices, patients, prefix="test/").items()}
+        for col in ("irregular", "near_skull", "kinds", "irregular_reason", "near_skull_reason"):
+            patients[col] = [datamodule.record(p).tags.get(col) for p in patients["patient_id"]]
+        patients["reference_volume_ml"] = [datamodule.record(p).reference_volume_ml for p in patients["patient_id"]]
         patients = patients.merge(extra, on="patient_id", how="left")
         write_atomic(out_dir / "test_patients.csv", patients.to_csv(index=False))
-        write_atomic(out_dir / "test_slices.csv", task.test_slices.to_csv(index=False))
+        write_atomic(out_dir / "test_slices.csv", test_slices.to_csv(index=False))
         result = {
             "model": cfg.model.name,
             "hemato_version": hemato.__version__,
             "test": summary,
+            "test_fullframe": fullframe,
+            "test_path": "engine (hemato.engine.segment: head crop, contract threshold and component filter)",
             "best_checkpoint": str(best) if best else None,
             "epochs": trainer.current_epoch,
             "trained": bool(cfg.get("train", True)),

@@ -73,6 +73,9 @@ class SegmentationTask(L.LightningModule):
             faster on the 2-core CPU; the checkpoint keeps the plain network's weights).
         input_size: the slice size (pixels) the network is trained on; stored in the
             checkpoint so prediction resizes scans exactly as training did.
+        contract: the rest of the model's preprocessing contract (window, min component
+            size, orientation, crop, training data; ``hemato.engine.Contract``), stored in
+            the checkpoint with ``input_size`` and ``threshold``.
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class SegmentationTask(L.LightningModule):
         channels_last: bool | str = "auto",
         input_size: int | None = None,
         compile: bool = False,
+        contract: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         model = _plain(model)
@@ -95,7 +99,7 @@ class SegmentationTask(L.LightningModule):
             raise ValueError(f"channels_last must be true, false or auto, got {channels_last!r}")
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-        self.save_hyperparameters({"model": model, "optimizer": optimizer, "scheduler": scheduler, "loss": loss, "threshold": threshold, "empty": empty, "channels_last": channels_last, "input_size": input_size, "compile": compile})
+        self.save_hyperparameters({"model": model, "optimizer": optimizer, "scheduler": scheduler, "loss": loss, "threshold": threshold, "empty": empty, "channels_last": channels_last, "input_size": input_size, "compile": compile, "contract": _plain(contract) if contract else None})
         self.net = hydra.utils.instantiate(model)
         self._channels_last = channels_last is True
         if self._channels_last:

@@ -1,0 +1,326 @@
+"""Cross-validation results: out-of-fold evaluation through the shipped engine, merged.
+
+    python -m hemato.cv evaluate RUN_DIR [RUN_DIR ...] [--rotations 0 90 180 270]
+    python -m hemato.cv report RUN_DIR_OR_SWEEP [...] --out reports/ctich
+
+``evaluate`` loads a finished run's checkpoint, rebuilds its test fold from the run's own
+``config.yaml`` + ``split.json``, and segments every test patient with
+:func:`hemato.engine.segment` and the checkpoint's contract, i.e. exactly what
+``hemato.predict`` would do. It writes ``oof_patients.csv`` and ``oof_slices.csv`` in the run
+folder (with ``--rotations``: the inputs rotated in plane by those angles, predictions rotated
+back, one row per patient and angle).
+
+``report`` pools the out-of-fold rows of all folds of each model (every patient is tested
+exactly once per model) into per-slice and per-patient Dice / IoU / Rvd, detection
+sensitivity / specificity per slice and per patient, false-positive patients, with patient-
+level bootstrap 95 % CIs, and paired comparisons between models on the same patients
+(mean difference with bootstrap CI, Wilcoxon signed-rank test).
+
+False-positive patient (a bleed-free patient given a bleed): a predicted 3D component of at
+least ``fp_area_mm2`` (10 mm^2) at an assumed pixel spacing of ``assumed_spacing_mm`` (0.45
+mm): the collection's spacing is unknown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy import ndimage, stats
+
+from hemato.engine import Contract, scan_counts, segment
+from hemato.metrics.overlap import overlap_scores
+from hemato.rundir import write_atomic
+
+ASSUMED_SPACING_MM = 0.45
+FP_AREA_MM2 = 10.0
+
+
+# ------------------------------------------------------------------------------ evaluate
+def largest_component_px(mask: np.ndarray) -> int:
+    """Voxel count of the largest 26-connected component of a (Z, H, W) mask (0 if empty)."""
+    if not mask.any():
+        return 0
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    return int(np.bincount(labels.ravel())[1:].max())
+
+
+def _load_records(run_dir: Path, patients: list[str]) -> list[Any]:
+    """The run's data source (from its config.yaml) loaded, restricted to ``patients``."""
+    import hydra
+
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    source = hydra.utils.instantiate(cfg["data"]["source"])
+    records = {r.patient_id: r for r in source.load()}
+    missing = [p for p in patients if p not in records]
+    if missing:
+        raise FileNotFoundError(f"{run_dir}: test patients not in the data source: {missing[:5]}")
+    return [records[p] for p in patients]
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    rotations: tuple[int, ...] = (0,),
+    contract: dict[str, Any] | None = None,
+    checkpoint: str | Path | None = None,
+    write: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Out-of-fold evaluation of one finished run through the engine.
+
+    Returns ``(patients, slices)``: one row per (patient, rotation) and per (patient,
+    rotation, slice). ``contract`` overrides fields of the checkpoint's contract (e.g.
+    ``{"min_component_px": 0}``); ``checkpoint`` defaults to the run's tested checkpoint.
+    """
+    from hemato.predict import load_model
+
+    run_dir = Path(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    split = json.loads((run_dir / "split.json").read_text())
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    ckpt = Path(checkpoint or metrics.get("best_checkpoint") or run_dir / "checkpoints" / "last.ckpt")
+    if not ckpt.is_absolute() and not ckpt.exists():
+        ckpt = run_dir / "checkpoints" / ckpt.name
+    model = load_model(ckpt)
+    con = model.contract
+    if contract:
+        con = Contract.from_dict({**con.as_dict(), **contract})
+    test = split["split"]["test"]
+    records = _load_records(run_dir, test)
+    prow, srows = [], []
+    for rec in records:
+        truth = rec.mask if rec.mask is not None else np.zeros(rec.image.shape, bool)
+        for angle in rotations:
+            k = (int(angle) // 90) % 4
+            img = np.ascontiguousarray(np.rot90(rec.image, k, axes=(1, 2)))
+            _, mask = segment(model.forward, img, con)
+            mask = np.ascontiguousarray(np.rot90(mask, -k, axes=(1, 2)))
+            c = scan_counts(mask, truth)
+            sc = overlap_scores(c["inter"], c["pred"], c["gt"])
+            for z in range(len(c["gt"])):
+                srows.append({"patient_id": rec.patient_id, "rotation": int(angle), "slice_index": int(rec.slice_index[z]),
+                              "inter": int(c["inter"][z]), "pred": int(c["pred"][z]), "gt": int(c["gt"][z]),
+                              "dice": sc["dice"][z], "iou": sc["iou"][z], "rvd": sc["rvd"][z]})
+            tot = {k2: int(v.sum()) for k2, v in c.items()}
+            ps = overlap_scores(np.array([tot["inter"]]), np.array([tot["pred"]]), np.array([tot["gt"]]))
+            prow.append({
+                "patient_id": rec.patient_id, "rotation": int(angle), "model": cfg["model"]["name"], "run": run_dir.name,
+                "fold": split.get("fold"), **tot,
+                "dice": ps["dice"][0], "iou": ps["iou"][0], "rvd": ps["rvd"][0], "rvd_signed": ps["rvd_signed"][0],
+                "n_slices": int(len(c["gt"])), "bleed_slices_true": int((c["gt"] > 0).sum()), "bleed_slices_pred": int((c["pred"] > 0).sum()),
+                "largest_component_px": largest_component_px(mask),
+                "kinds": rec.tags.get("kinds") if isinstance(rec.tags, dict) else None,
+            })
+    patients, slices = pd.DataFrame(prow), pd.DataFrame(srows)
+    if write:
+        write_atomic(run_dir / "oof_patients.csv", patients.to_csv(index=False))
+        write_atomic(run_dir / "oof_slices.csv", slices.to_csv(index=False))
+        write_atomic(run_dir / "oof_contract.json", json.dumps({"checkpoint": str(ckpt), "contract": con.as_dict()}, indent=2))
+    return patients, slices
+
+
+# ------------------------------------------------------------------------------ summarise
+def bootstrap_ci(values: np.ndarray, stat=np.mean, n: int = 2000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
+    """Percentile bootstrap CI of ``stat`` over the rows of ``values`` (NaN if empty)."""
+    v = np.asarray(values, float)
+    if len(v) == 0:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(v), size=(n, len(v)))
+    boots = np.array([stat(v[i]) for i in idx])
+    return float(np.nanpercentile(boots, 100 * alpha / 2)), float(np.nanpercentile(boots, 100 * (1 - alpha / 2)))
+
+
+def fp_threshold_px(assumed_spacing_mm: float = ASSUMED_SPACING_MM, fp_area_mm2: float = FP_AREA_MM2) -> float:
+    return fp_area_mm2 / assumed_spacing_mm**2
+
+
+def summarize_oof(patients: pd.DataFrame, slices: pd.DataFrame, seed: int = 0) -> dict[str, Any]:
+    """Pooled out-of-fold metrics of one model at one rotation, with bootstrap 95 % CIs.
+
+    Per-slice means are over slices with bleed; CIs of slice means resample patients.
+    """
+    bleed = patients[patients["gt"] > 0]
+    free = patients[patients["gt"] == 0]
+    out: dict[str, Any] = {"n_patients": len(patients), "n_patients_with_bleed": len(bleed), "n_patients_without_bleed": len(free)}
+    for m in ("dice", "iou", "rvd"):
+        v = bleed[m].to_numpy(float)
+        out[f"{m}_patient"] = float(np.mean(v)) if len(v) else math.nan
+        out[f"{m}_patient_ci"] = bootstrap_ci(v, seed=seed)
+    # slice means with patient-cluster bootstrap
+    bs = slices[slices["gt"] > 0]
+    groups = [g[["dice", "iou", "rvd"]].to_numpy(float) for _, g in bs.groupby("patient_id")]
+    for j, m in enumerate(("dice", "iou", "rvd")):
+        out[f"{m}_slice"] = float(np.mean(bs[m])) if len(bs) else math.nan
+        if groups:
+            rng = np.random.default_rng(seed)
+            boots = []
+            for _ in range(2000):
+                pick = rng.integers(0, len(groups), len(groups))
+                boots.append(np.concatenate([groups[i][:, j] for i in pick]).mean())
+            out[f"{m}_slice_ci"] = (float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5)))
+    # detection
+    s_true, s_pred = slices["gt"] > 0, slices["pred"] > 0
+    out["slice_sensitivity"] = float((s_true & s_pred).sum() / max(s_true.sum(), 1))
+    out["slice_specificity"] = float((~s_true & ~s_pred).sum() / max((~s_true).sum(), 1))
+    p_true, p_pred = patients["gt"] > 0, patients["pred"] > 0
+    out["patient_sensitivity"] = float((p_true & p_pred).sum() / max(p_true.sum(), 1))
+    out["patient_specificity"] = float((~p_true & ~p_pred).sum() / max((~p_true).sum(), 1))
+    fp_px = fp_threshold_px()
+    fp = free["largest_component_px"] >= fp_px
+    out["fp_patients"] = int(fp.sum())
+    out["fp_patients_ids"] = sorted(free.loc[fp, "patient_id"].tolist())
+    out["fp_patients_any_voxel"] = int((free["pred"] > 0).sum())
+    out["fp_rule"] = f"bleed-free patient with a predicted 3D component >= {FP_AREA_MM2:g} mm^2 at an assumed {ASSUMED_SPACING_MM} mm spacing (>= {fp_px:.0f} native voxels)"
+    return out
+
+
+def paired_test(a: pd.DataFrame, b: pd.DataFrame, metric: str = "dice", seed: int = 0) -> dict[str, Any]:
+    """Paired comparison of two models' per-patient ``metric`` on the patients with bleed
+    both were tested on: mean difference a - b, bootstrap 95 % CI, Wilcoxon signed-rank p."""
+    m = a[a["gt"] > 0][["patient_id", metric]].merge(b[b["gt"] > 0][["patient_id", metric]], on="patient_id", suffixes=("_a", "_b"))
+    d = (m[f"{metric}_a"] - m[f"{metric}_b"]).to_numpy(float)
+    res: dict[str, Any] = {"n": len(d), "mean_diff": float(d.mean()) if len(d) else math.nan, "ci": bootstrap_ci(d, seed=seed)}
+    try:
+        res["wilcoxon_p"] = float(stats.wilcoxon(d).pvalue) if len(d) and np.any(d != 0) else 1.0
+    except ValueError:
+        res["wilcoxon_p"] = math.nan
+    return res
+
+
+def find_oof_runs(paths: list[str | Path]) -> list[Path]:
+    """Run folders (with oof_patients.csv) under ``paths``."""
+    found: set[Path] = set()
+    for p in map(Path, paths):
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: no such folder")
+        found |= {f.parent for f in ([p / "oof_patients.csv"] if (p / "oof_patients.csv").exists() else p.rglob("oof_patients.csv"))}
+    return sorted(found)
+
+
+def model_key(run_dir: Path) -> str:
+    """Label of a run's network: model name plus its attention switches when not default."""
+    from hemato.report.collect import model_label
+
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    return model_label(cfg.get("model", {}))[0]
+
+
+def merge_folds(paths: list[str | Path]) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """``{model label: (patients, slices)}`` pooled over folds. A patient tested twice for
+    one model (two runs of one fold) is refused: the runs must be given separately."""
+    by_model: dict[str, list[Path]] = {}
+    for r in find_oof_runs(paths):
+        by_model.setdefault(model_key(r), []).append(r)
+    out = {}
+    for label, runs in by_model.items():
+        ps = [pd.read_csv(r / "oof_patients.csv", dtype={"patient_id": str}) for r in runs]
+        ss = [pd.read_csv(r / "oof_slices.csv", dtype={"patient_id": str}) for r in runs]
+        p, s = pd.concat(ps, ignore_index=True), pd.concat(ss, ignore_index=True)
+        dup = p.duplicated(["patient_id", "rotation"])
+        if dup.any():
+            raise ValueError(f"{label}: patients evaluated by more than one run ({sorted(p.loc[dup, 'patient_id'].unique())[:5]}); give one run per fold")
+        out[label] = (p, s)
+    return out
+
+
+def _fmt_ci(v: float, ci: tuple[float, float] | None) -> str:
+    return f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{v:.3f}"
+
+
+def cv_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) -> dict[str, Any]:
+    """Write ``cv_summary.json``, ``table1_oof.md/csv`` (+ paired tests, rotations, per-type)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    merged = merge_folds(paths)
+    if not merged:
+        raise FileNotFoundError(f"no evaluated run (oof_patients.csv) under {', '.join(map(str, paths))}; run `python -m hemato.cv evaluate` first")
+    summary: dict[str, Any] = {"models": {}, "paired": {}, "rotations": {}}
+    rows = []
+    for label, (p, s) in merged.items():
+        p0, s0 = p[p["rotation"] == 0], s[s["rotation"] == 0]
+        folds = sorted(int(f) for f in p0["fold"].dropna().unique())
+        sm = summarize_oof(p0, s0, seed)
+        sm["folds"] = folds
+        summary["models"][label] = sm
+        rows.append({
+            "model": label, "folds": ",".join(map(str, folds)), "patients": sm["n_patients"], "with bleed": sm["n_patients_with_bleed"],
+            "Dice (patient)": _fmt_ci(sm["dice_patient"], sm["dice_patient_ci"]), "IoU (patient)": _fmt_ci(sm["iou_patient"], sm["iou_patient_ci"]),
+            "Rvd (patient)": _fmt_ci(sm["rvd_patient"], sm["rvd_patient_ci"]),
+            "Dice (slice)": _fmt_ci(sm["dice_slice"], sm.get("dice_slice_ci")), "IoU (slice)": _fmt_ci(sm["iou_slice"], sm.get("iou_slice_ci")),
+            "Rvd (slice)": _fmt_ci(sm["rvd_slice"], sm.get("rvd_slice_ci")),
+            "slice sens / spec": f"{sm['slice_sensitivity']:.3f} / {sm['slice_specificity']:.3f}",
+            "patient sens / spec": f"{sm['patient_sensitivity']:.3f} / {sm['patient_specificity']:.3f}",
+            "FP patients": f"{sm['fp_patients']} of {sm['n_patients_without_bleed']}",
+        })
+        rot = {}
+        base = p0[p0["gt"] > 0].set_index("patient_id")["dice"]
+        for angle in sorted(p["rotation"].unique()):
+            pa = p[(p["rotation"] == angle) & (p["gt"] > 0)].set_index("patient_id")["dice"]
+            common = base.index.intersection(pa.index)
+            rot[int(angle)] = {"dice_patient": float(pa.mean()), "diff_vs_0": float((pa[common] - base[common]).mean()) if len(common) else math.nan, "n": int(len(pa))}
+        if len(rot) > 1:
+            summary["rotations"][label] = rot
+        if "kinds" in p0 and p0["kinds"].notna().any():
+            summary["models"][label]["by_kind"] = {
+                str(k): {"n": int(len(g)), "dice_patient": float(g["dice"].mean())} for k, g in p0[p0["gt"] > 0].groupby("kinds")
+            }
+    labels = list(merged)
+    for i, a in enumerate(labels):
+        for b in labels[i + 1 :]:
+            pa, pb = merged[a][0], merged[b][0]
+            summary["paired"][f"{a} - {b}"] = paired_test(pa[pa["rotation"] == 0], pb[pb["rotation"] == 0], seed=seed)
+    table = pd.DataFrame(rows)
+    write_atomic(out / "table1_oof.csv", table.to_csv(index=False))
+    md = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    md += ["| " + " | ".join(str(v) for v in r) + " |" for r in table.itertuples(index=False)]
+    if summary["paired"]:
+        md += ["", "Paired per-patient Dice (patients with bleed tested by both):", "", "| comparison | n | mean difference [95 % CI] | Wilcoxon p |", "|---|---|---|---|"]
+        md += [f"| {k} | {v['n']} | {_fmt_ci(v['mean_diff'], v['ci'])} | {v['wilcoxon_p']:.3g} |" for k, v in summary["paired"].items()]
+    if summary["rotations"]:
+        md += ["", "In-plane rotation of the inputs (per-patient Dice, patients with bleed):", "", "| model | " + " | ".join(f"{a} deg" for a in (0, 90, 180, 270)) + " |", "|---|---|---|---|---|"]
+        for label, rot in summary["rotations"].items():
+            md.append(f"| {label} | " + " | ".join(f"{rot[a]['dice_patient']:.3f} ({rot[a]['diff_vs_0']:+.3f})" if a in rot else "" for a in (0, 90, 180, 270)) + " |")
+    write_atomic(out / "table1_oof.md", "\n".join(md) + "\n")
+    write_atomic(out / "cv_summary.json", json.dumps(summary, indent=2, default=float))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m hemato.cv", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    ev = sub.add_parser("evaluate", help="out-of-fold evaluation of finished runs through the engine")
+    ev.add_argument("runs", nargs="+")
+    ev.add_argument("--rotations", nargs="+", type=int, default=[0], help="in-plane rotations (degrees, multiples of 90)")
+    ev.add_argument("--min-component-px", type=int, help="override the checkpoint contract's min_component_px")
+    rp = sub.add_parser("report", help="pool folds per model: metrics with CIs, paired tests")
+    rp.add_argument("runs", nargs="+")
+    rp.add_argument("--out", required=True)
+    a = ap.parse_args(argv)
+    try:
+        if a.cmd == "evaluate":
+            over = {"min_component_px": a.min_component_px} if a.min_component_px is not None else None
+            for r in a.runs:
+                if any(x % 90 for x in a.rotations):
+                    raise ValueError("--rotations must be multiples of 90")
+                p, _ = evaluate_run(r, tuple(a.rotations), over)
+                b = p[(p["rotation"] == 0) & (p["gt"] > 0)]
+                print(f"{r}: {len(p[p['rotation'] == 0])} patients, per-patient Dice (bleed) {b['dice'].mean():.3f} -> {r}/oof_patients.csv")
+        else:
+            s = cv_report(a.runs, a.out)
+            for label, m in s["models"].items():
+                print(f"{label}: Dice (patient) {_fmt_ci(m['dice_patient'], m['dice_patient_ci'])}, FP patients {m['fp_patients']} of {m['n_patients_without_bleed']} -> {a.out}/table1_oof.md")
+    except (FileNotFoundError, ValueError) as e:
+        print(f"hemato.cv: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""The one inference engine: a model's preprocessing contract and the scan -> mask path.
+
+Every caller that turns a scan into a mask (the run's test evaluation, cross-validation
+reports, ``hemato.predict``, ``hemato.bench``) calls :func:`segment` with the model's
+:class:`Contract`, so the numbers a run reports are the numbers a user gets.
+
+Path: HU (or 8-bit slices already in the contract's window) -> window -> (Z, H, W) uint8
+-> head crop -> resize to ``input_size`` -> network -> sigmoid -> back to the native grid
+-> ``> threshold`` -> 3D components smaller than ``min_component_px`` dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from hemato.inference import Forward, predict_probabilities
+
+ORIENTATIONS = ("any", "radiological", "ctich")
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What a model expects and how its output becomes a mask; saved with the weights.
+
+    Attributes:
+        input_size: network input side (pixels); every slice is resized to it.
+        window_level, window_width: the brain window (HU) the model was trained on; HU
+            inputs (DICOM, NIfTI) are windowed with it, 8-bit inputs must already be.
+        threshold: probability threshold of the mask.
+        min_component_px: 3D connected components (26-connected) whose voxel count, in
+            network-grid pixels (native count x (input_size/H) x (input_size/W)), is below
+            this are dropped; 0 keeps everything.
+        orientation: ``any`` = trained with 90-degree rotations and flips (works in every
+            in-plane orientation); ``radiological`` / ``ctich`` = the one it was trained on.
+        crop_to_head: run the network on the head's bounding box only.
+        trained_on: the training data, in words (reports print it).
+    """
+
+    input_size: int
+    window_level: float = 40.0
+    window_width: float = 120.0
+    threshold: float = 0.5
+    min_component_px: int = 0
+    orientation: str = "any"
+    crop_to_head: bool = True
+    trained_on: str = "unknown"
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.input_size, int) and self.input_size > 0 and self.input_size % 32 == 0):
+            raise ValueError(f"input_size must be a positive multiple of 32, got {self.input_size!r}")
+        if not 0 < self.threshold < 1:
+            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        if self.window_width <= 0:
+            raise ValueError(f"window_width must be positive HU, got {self.window_width}")
+        if self.min_component_px < 0:
+            raise ValueError(f"min_component_px must be >= 0, got {self.min_component_px}")
+        if self.orientation not in ORIENTATIONS:
+            raise ValueError(f"orientation must be one of {ORIENTATIONS}, got {self.orientation!r}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Contract:
+        """From a stored dict; unknown keys are refused (a newer format is not guessed at)."""
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown contract fields {sorted(unknown)}")
+        return cls(**d)
+
+
+def remove_small_components(mask: np.ndarray, min_px: float, px_scale: float = 1.0) -> np.ndarray:
+    """Drop 3D components (26-connected) of a (Z, H, W) bool mask whose voxel count x
+    ``px_scale`` is below ``min_px``. Returns a new bool array."""
+    mask = np.asarray(mask, bool)
+    if min_px <= 0 or not mask.any():
+        return mask.copy()
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    sizes = np.bincount(labels.ravel(), minlength=n + 1) * px_scale
+    keep = sizes >= min_px
+    keep[0] = False
+    return keep[labels]
+
+
+def postprocess(probs: np.ndarray, contract: Contract) -> np.ndarray:
+    """(Z, H, W) probabilities -> the contract's mask (threshold + small components)."""
+    mask = probs > contract.threshold
+    h, w = probs.shape[-2:]
+    scale = (contract.input_size / h) * (contract.input_size / w)
+    return remove_small_components(mask, contract.min_component_px, scale)
+
+
+def segment(
+    net: Any,
+    images: np.ndarray,
+    contract: Contract,
+    batch_size: int = 16,
+    tta: bool = False,
+    progress: bool = False,
+    crop: bool | None = None,
+    channels_last: bool = False,
+    fold_bn: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Windowed uint8 slices (Z, H, W) -> (probabilities float32, mask bool), both (Z, H, W).
+
+    ``net`` is a torch network or a :data:`Forward`; ``crop`` defaults to the contract's
+    (and is off for a fixed-size forward such as ONNX, which cannot take a cropped grid).
+    """
+    if crop is None:
+        crop = contract.crop_to_head
+    if crop and not hasattr(net, "parameters") and getattr(net, "size_divisor", None) is None:
+        crop = False
+    probs = predict_probabilities(
+        net, images, contract.input_size, batch_size=batch_size, tta=tta, progress=progress, crop=crop, channels_last=channels_last, fold_bn=fold_bn
+    )
+    return probs, postprocess(probs, contract)
+
+
+def scan_counts(pred: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-slice pixel counts (Z,) of intersection, prediction and truth (native grid)."""
+    p, t = np.asarray(pred, bool), np.asarray(truth, bool)
+    z = p.shape[0]
+    return {
+        "inter": (p & t).reshape(z, -1).sum(1),
+        "pred": p.reshape(z, -1).sum(1),
+        "gt": t.reshape(z, -1).sum(1),
+    }
+
+
+__all__ = ["Contract", "Forward", "postprocess", "remove_small_components", "scan_counts", "segment"]

@@ -1,0 +1,119 @@
+"""Cross-validation: out-of-fold evaluation through the engine, folds merged per model,
+bootstrap CIs, paired tests, refusal of a patient tested twice."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from hemato.cv import bootstrap_ci, cv_report, fp_threshold_px, merge_folds, paired_test, summarize_oof
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _fake_run(root: Path, name: str, model: dict, fold: int, rows: list[tuple[str, int, int, int, int]]) -> Path:
+    """rows: (patient, inter, pred, gt, largest_component_px); one slice per patient."""
+    d = root / name
+    d.mkdir(parents=True)
+    (d / "config.yaml").write_text(yaml.safe_dump({"model": model}))
+    p, s = [], []
+    for pid, i, pr, g, big in rows:
+        dice = 2 * i / (pr + g) if g else np.nan
+        p.append({"patient_id": pid, "rotation": 0, "fold": fold, "inter": i, "pred": pr, "gt": g, "dice": dice, "iou": i / (pr + g - i) if g else np.nan,
+                  "rvd": abs(pr - g) / g if g else np.nan, "largest_component_px": big})
+        s.append({"patient_id": pid, "rotation": 0, "slice_index": 0, "inter": i, "pred": pr, "gt": g, "dice": dice, "iou": p[-1]["iou"], "rvd": p[-1]["rvd"]})
+    pd.DataFrame(p).to_csv(d / "oof_patients.csv", index=False)
+    pd.DataFrame(s).to_csv(d / "oof_slices.csv", index=False)
+    return d
+
+
+OURS = {"name": "ours", "sa": True, "ca": True, "spa": True}
+UNET = {"name": "unet"}
+
+
+def test_folds_pool_per_model_with_cis_and_paired_test(tmp_path: Path) -> None:
+    big = int(fp_threshold_px()) + 1
+    _fake_run(tmp_path, "ours_fold0", OURS, 0, [("a", 80, 100, 100, 100), ("b", 0, big, 0, big)])
+    _fake_run(tmp_path, "ours_fold1", OURS, 1, [("c", 60, 100, 100, 100), ("d", 0, 5, 0, 5)])
+    _fake_run(tmp_path, "unet_fold0", UNET, 0, [("a", 50, 100, 100, 100), ("b", 0, 0, 0, 0)])
+    _fake_run(tmp_path, "unet_fold1", UNET, 1, [("c", 40, 100, 100, 100), ("d", 0, 0, 0, 0)])
+    merged = merge_folds([tmp_path])
+    assert set(merged) == {"Ours", "U-Net"} and len(merged["Ours"][0]) == 4
+    s = cv_report([tmp_path], tmp_path / "out")
+    o = s["models"]["Ours"]
+    assert o["folds"] == [0, 1] and o["n_patients_with_bleed"] == 2
+    assert o["dice_patient"] == pytest.approx(0.7)  # (0.8 + 0.6) / 2
+    lo, hi = o["dice_patient_ci"]
+    assert 0.6 <= lo <= 0.7 <= hi <= 0.8
+    # FP rule: only the bleed-free patient with a component above the 10 mm^2 area counts
+    assert o["fp_patients"] == 1 and o["fp_patients_ids"] == ["b"] and o["fp_patients_any_voxel"] == 2
+    assert o["patient_specificity"] == 0.0 and s["models"]["U-Net"]["patient_specificity"] == 1.0
+    pt = s["paired"]["Ours - U-Net"]
+    assert pt["n"] == 2 and pt["mean_diff"] == pytest.approx(0.25)
+    md = (tmp_path / "out" / "table1_oof.md").read_text()
+    assert "| Ours | 0,1 | 4 | 2 | 0.700 [" in md and "Ours - U-Net" in md
+    assert json.loads((tmp_path / "out" / "cv_summary.json").read_text())["models"]["U-Net"]["dice_patient"] == pytest.approx(0.45)
+
+
+def test_a_patient_tested_twice_for_one_model_is_refused(tmp_path: Path) -> None:
+    _fake_run(tmp_path, "ours_a", OURS, 0, [("a", 80, 100, 100, 100)])
+    _fake_run(tmp_path, "ours_b", OURS, 0, [("a", 70, 100, 100, 100)])
+    with pytest.raises(ValueError, match="more than one run"):
+        merge_folds([tmp_path])
+
+
+def test_bootstrap_and_paired_test_numbers() -> None:
+    lo, hi = bootstrap_ci(np.array([1.0, 1.0, 1.0]))
+    assert lo == hi == 1.0
+    lo, hi = bootstrap_ci(np.arange(100.0))
+    assert 40 < lo < 49.5 < hi < 59
+    a = pd.DataFrame({"patient_id": list("abcdefgh"), "gt": 1, "dice": [0.9] * 8})
+    b = pd.DataFrame({"patient_id": list("abcdefgh"), "gt": 1, "dice": [0.5 + 0.01 * i for i in range(8)]})
+    r = paired_test(a, b)
+    assert r["n"] == 8 and r["mean_diff"] > 0.3 and r["wilcoxon_p"] < 0.01
+
+
+def test_summary_detection_rates() -> None:
+    p = pd.DataFrame({"patient_id": ["a", "b"], "gt": [10, 0], "pred": [5, 0], "inter": [5, 0], "dice": [2 * 5 / 15, np.nan], "iou": [0.5, np.nan], "rvd": [0.5, np.nan], "largest_component_px": [5, 0]})
+    s = pd.DataFrame({"patient_id": ["a", "a", "b"], "gt": [10, 0, 0], "pred": [5, 3, 0], "dice": [2 / 3, np.nan, np.nan], "iou": [0.5, np.nan, np.nan], "rvd": [0.5, np.nan, np.nan]})
+    m = summarize_oof(p, s)
+    assert m["slice_sensitivity"] == 1.0 and m["slice_specificity"] == 0.5
+    assert m["patient_sensitivity"] == 1.0 and m["patient_specificity"] == 1.0
+
+
+@pytest.mark.slow
+def test_cv_run_then_out_of_fold_evaluation_end_to_end(tmp_path: Path) -> None:
+    """A fold of the shipped real sample trains, is evaluated through the engine (also
+    rotated) and reported; every test patient of the fold appears once."""
+    sample = ROOT / "data" / "ctich-sample" / "manifest.csv"
+    run = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "hemato.run", "data=manifest", f"data.manifest={sample}", "data.folds=2", "data.fold=1", "data.val_fraction=0.3",
+         "data.input_size=64", "data.samples_per_epoch=16", "trainer.max_epochs=1", "model.base_channels=4", "trainer.enable_progress_bar=false",
+         "task.contract.min_component_px=4", "logger=none", f"hydra.run.dir={run}"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    split = json.loads((run / "split.json").read_text())
+    assert split["folds"] == 2 and split["fold"] == 1 and all(split["fold_of"][p] == 1 for p in split["split"]["test"])
+    proc = subprocess.run([sys.executable, "-m", "hemato.cv", "evaluate", str(run), "--rotations", "0", "90"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    oof = pd.read_csv(run / "oof_patients.csv", dtype={"patient_id": str})
+    assert sorted(oof["rotation"].unique()) == [0, 90]
+    assert sorted(oof.loc[oof["rotation"] == 0, "patient_id"]) == sorted(split["split"]["test"])
+    contract = json.loads((run / "oof_contract.json").read_text())["contract"]
+    assert contract["min_component_px"] == 4 and "manifest" in contract["trained_on"]
+    # the run's own test metrics came from the same engine: same per-patient counts
+    tp = pd.read_csv(run / "test_patients.csv", dtype={"patient_id": str}).set_index("patient_id")
+    o0 = oof[oof["rotation"] == 0].set_index("patient_id")
+    assert (tp.loc[o0.index, "pred"] == o0["pred"]).all()
+    proc = subprocess.run([sys.executable, "-m", "hemato.cv", "report", str(run), "--out", str(tmp_path / "rep")], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "90 deg" in (tmp_path / "rep" / "table1_oof.md").read_text()

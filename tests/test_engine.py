@@ -1,0 +1,59 @@
+"""The one inference engine: contract, threshold, component filter, shared by all callers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hemato.engine import Contract, postprocess, remove_small_components, scan_counts, segment
+
+
+def test_contract_round_trip_and_validation() -> None:
+    c = Contract(input_size=256, min_component_px=16, orientation="any", trained_on="ct-ich")
+    assert Contract.from_dict(c.as_dict()) == c
+    with pytest.raises(ValueError, match="unknown contract fields"):
+        Contract.from_dict({**c.as_dict(), "spacing": 1.0})
+    for bad in ({"input_size": 250}, {"input_size": 256, "threshold": 1.0}, {"input_size": 256, "orientation": "sideways"}, {"input_size": 256, "window_width": 0}):
+        with pytest.raises(ValueError):
+            Contract(**bad)
+
+
+def test_small_3d_components_are_dropped_large_kept() -> None:
+    m = np.zeros((4, 40, 40), bool)
+    m[1:3, 5:15, 5:15] = True  # 200 voxels across two slices: one 3D component
+    m[2, 30:33, 30:33] = True  # 9 voxels
+    out = remove_small_components(m, min_px=20)
+    assert out[1:3, 5:15, 5:15].all() and not out[2, 30:33, 30:33].any()
+    assert remove_small_components(m, 0).sum() == m.sum()
+    # voxel counts are scaled to the network grid: 9 native voxels x 4 = 36 >= 20 survive
+    assert remove_small_components(m, 20, px_scale=4.0).sum() == m.sum()
+
+
+def test_postprocess_uses_the_contract_threshold_and_network_grid_size() -> None:
+    probs = np.zeros((2, 64, 64), np.float32)
+    probs[0, 0:8, 0:8] = 0.9  # 64 native px = 16 network px at input_size 32
+    probs[1, 40:44, 40:44] = 0.9  # 16 native px = 4 network px
+    probs[1, 20:30, 20:30] = 0.4  # below the threshold
+    c = Contract(input_size=32, threshold=0.5, min_component_px=10)
+    m = postprocess(probs, c)
+    assert m[0].sum() == 64 and m[1].sum() == 0
+    assert postprocess(probs, Contract(input_size=32, threshold=0.3)).sum() == 64 + 16 + 100
+
+
+def test_segment_runs_the_network_and_applies_the_contract() -> None:
+    class Bright(torch.nn.Module):  # logit > 0 where the input is bright: a known "network"
+        size_divisor = 32
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return (x - 0.5) * 40.0
+
+    img = np.zeros((3, 64, 64), np.uint8)
+    img[:, 8:56, 8:56] = 60  # head
+    img[1, 20:36, 20:36] = 250  # bleed on one slice
+    img[2, 50:52, 50:52] = 250  # a speck
+    probs, mask = segment(Bright(), img, Contract(input_size=64, min_component_px=10))
+    assert probs.shape == img.shape and mask.dtype == bool
+    assert mask[1, 20:36, 20:36].all() and mask.sum() == 256  # speck dropped
+    c = scan_counts(mask, img == 250)
+    assert c["inter"].tolist() == [0, 256, 0] and c["gt"].tolist() == [0, 256, 4]

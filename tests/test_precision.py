@@ -1,0 +1,58 @@
+"""precision=auto: capability flags and the measured probe decide; explicit values pass."""
+
+from __future__ import annotations
+
+import pytest
+
+from hemato.precision import choose_precision, native_bf16, probe_train_speed
+
+AVX2 = {"avx2", "fma"}
+ZEN4 = {"avx2", "avx512f", "avx512_bf16"}
+SPR = {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}
+
+
+def test_native_bf16_flags() -> None:
+    assert not native_bf16(AVX2)
+    assert native_bf16(ZEN4) and native_bf16(SPR)
+
+
+def test_cpu_without_native_bf16_gets_fp32_without_probing() -> None:
+    def probe() -> dict[str, float]:
+        raise AssertionError("must not probe on a CPU without native bf16")
+
+    c = choose_precision("auto", "cpu", probe, flags=AVX2)
+    assert c.precision == "32-true" and "no native bf16" in c.reason
+
+
+def test_probe_decides_on_a_bf16_cpu() -> None:
+    fast = choose_precision("auto", "cpu", lambda: {"fp32": 5.0, "bf16": 11.0}, flags=ZEN4)
+    assert fast.precision == "bf16-mixed" and "2.20x" in fast.reason and fast.probe == {"fp32": 5.0, "bf16": 11.0}
+    slow = choose_precision("auto", "cpu", lambda: {"fp32": 5.0, "bf16": 5.2}, flags=SPR)
+    assert slow.precision == "32-true" and "1.04x" in slow.reason
+
+
+def test_explicit_precision_is_kept() -> None:
+    assert choose_precision("32-true", "cpu", flags=ZEN4).precision == "32-true"
+    assert choose_precision("bf16-mixed", "cpu", flags=ZEN4).reason == "set in the config"
+
+
+def test_probe_measures_both_precisions() -> None:
+    from hemato.models.registry import build_model
+
+    rates = probe_train_speed(lambda: build_model(name="unet", in_channels=1, out_channels=1, base_channels=4), 32, batch_size=2, steps=1)
+    assert set(rates) == {"fp32", "bf16"} and all(v > 0 for v in rates.values())
+
+
+def test_config_check_refuses_bf16_only_without_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hemato.config_check as cc
+
+    from hemato.run import CONF_DIR  # noqa: F401  (registers the hemato_root resolver)
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=["trainer.precision=bf16-mixed"])
+    monkeypatch.setattr(cc, "native_bf16", lambda: False)
+    with pytest.raises(cc.ConfigError, match="without native bf16"):
+        cc.check_config(cfg)
+    monkeypatch.setattr(cc, "native_bf16", lambda: True)
+    cc.check_config(cfg)
