@@ -63,22 +63,22 @@ def probe_train_speed(
     g = torch.Generator().manual_seed(0)
     x = torch.rand(batch_size, 1, input_size, input_size, generator=g).contiguous(memory_format=fmt)
     y = (torch.rand(batch_size, 1, input_size, input_size, generator=g) > 0.9).float()
+
+    def step(net: torch.nn.Module, opt: torch.optim.Optimizer, bf16: bool) -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = net(x)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
     for name in ("fp32", "bf16"):
         net = make_net().to(memory_format=fmt).train()
         opt = torch.optim.RMSprop(net.parameters(), lr=1e-4)
-
-        def step() -> None:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "bf16"):
-                logits = net(x)
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
-        step()
+        step(net, opt, name == "bf16")
         t0 = time.perf_counter()
         for _ in range(steps):
-            step()
+            step(net, opt, name == "bf16")
         out[name] = steps * batch_size / (time.perf_counter() - t0)
     return out
 

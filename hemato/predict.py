@@ -35,8 +35,8 @@ import torch
 
 import hemato
 from hemato.data.readers.errors import InputError
-from hemato.engine import Contract, segment
 from hemato.data.readers.images import IMAGE_SUFFIXES, read_slice
+from hemato.engine import Contract, segment
 from hemato.inference import Forward, onnx_forward, onnx_session, set_threads, torch_forward
 from hemato.metrics.volume import abc2, volume_from_areas_ml
 from hemato.models.registry import available, build_model

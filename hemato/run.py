@@ -28,8 +28,8 @@ import hemato
 from hemato.config_check import ConfigError, check_config
 from hemato.engine import Contract
 from hemato.evaluate import evaluate_patients
-from hemato.metrics.overlap import patient_table, slice_table, summarize
 from hemato.inference import physical_cores, set_threads
+from hemato.metrics.overlap import patient_table, slice_table, summarize
 from hemato.metrics.subgroups import SubgroupThresholds
 from hemato.precision import PrecisionChoice, choose_precision, probe_train_speed
 from hemato.rundir import write_atomic

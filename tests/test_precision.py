@@ -44,10 +44,10 @@ def test_probe_measures_both_precisions() -> None:
 
 
 def test_config_check_refuses_bf16_only_without_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
-    import hemato.config_check as cc
-
-    from hemato.run import CONF_DIR  # noqa: F401  (registers the hemato_root resolver)
     from hydra import compose, initialize_config_dir
+
+    import hemato.config_check as cc
+    from hemato.run import CONF_DIR  # noqa: F401  (registers the hemato_root resolver)
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("config", overrides=["trainer.precision=bf16-mixed"])
