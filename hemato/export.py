@@ -44,7 +44,8 @@ def export_onnx(checkpoint: str | Path, output: str | Path, opset: int = 17) -> 
     output = Path(output)
     export_network(model.net, size, output, opset)
     proto = onnx.load(str(output))
-    for k, v in {"hemato_model": json.dumps(model.identity["model"]), "hemato_input_size": str(size), "hemato_source_sha256": model.identity["sha256"]}.items():
+    for k, v in {"hemato_model": json.dumps(model.identity["model"]), "hemato_input_size": str(size), "hemato_source_sha256": model.identity["sha256"],
+                 "hemato_contract": json.dumps(model.contract.as_dict())}.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
     onnx.save(proto, str(output))

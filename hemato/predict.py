@@ -1,18 +1,22 @@
 """One patient's scan in, a volume report out.
 
-    python -m hemato.predict --checkpoint CKPT --input PATH --output DIR
-        [--spacing ROW_MM COL_MM] [--thickness MM] [--device cpu] [--tta] [--batch-size 16]
+    python -m hemato.predict --input PATH --output DIR [--checkpoint CKPT]
+        [--spacing ROW_MM COL_MM] [--slice-spacing MM] [--intensity auto|hu|windowed]
+        [--series UID] [--device cpu] [--tta] [--batch-size 16]
 
 PATH: a DICOM series folder, a NIfTI file, a folder of PNG/JPG slices (sorted by the number
-in their names) or a manifest ``slices.csv`` of one patient. CKPT: a hemato checkpoint
-(``.ckpt``, loaded without executing code) or an ONNX export (``.onnx``, onnxruntime).
+in their names) or a manifest ``slices.csv`` of one patient. CKPT (default: the model shipped
+in ``hemato/weights/``, trained on real head CT): a hemato checkpoint (``.ckpt``), packed
+weights (``hemato.weights``), both loaded without executing code, or an ONNX export
+(``.onnx``, onnxruntime). The model's contract (window, input size, threshold, component
+filter) is applied as stored with it (``hemato.engine``).
 
 DIR receives ``report.json``, ``report.csv`` (one row), ``slices.csv`` (per-slice areas), the
 predicted mask in the input's geometry (``mask.nii.gz`` for NIfTI/DICOM, ``mask/*.png`` for
 slices) and ``overlays/*.png`` for every slice with bleed. Everything is computed first and
 written through a temporary folder, so an error never leaves a partial report.
-Without pixel spacing or slice thickness (secondary captures, exported PNGs) the volume is
-"unavailable: spacing unknown" unless ``--spacing``/``--thickness`` are given; areas in
+Without pixel spacing or slice spacing (secondary captures, exported PNGs) the volume is
+"unavailable: spacing unknown" unless ``--spacing``/``--slice-spacing`` are given; areas in
 pixels are still reported. A spacing is never guessed.
 """
 
@@ -94,6 +98,8 @@ def load_model(path: str | Path, device: str = "cpu", channels_last: bool | None
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise InputError(path, f"not a loadable checkpoint, or it holds code/objects that are refused ({e.__class__.__name__}: {str(e)[:120]})") from None
+    if isinstance(ckpt, dict) and ckpt.get("format") == "hemato-weights/1":
+        return _load_packed(path, ckpt, ident, device, channels_last)
     hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     if not isinstance(hp, dict) or not isinstance(hp.get("model"), dict) or hp["model"].get("name") not in available():
         raise InputError(path, "not a hemato model checkpoint (no hemato model configuration)")
@@ -112,6 +118,39 @@ def load_model(path: str | Path, device: str = "cpu", channels_last: bool | None
     if channels_last is None:
         channels_last = str(device).startswith("cpu")
     return LoadedModel(torch_forward(net, device, channels_last, fold_bn=True), size, ident, net, con)
+
+
+def _load_packed(path: Path, blob: dict[str, Any], ident: dict[str, Any], device: str, channels_last: bool | None) -> LoadedModel:
+    """A ``hemato.weights`` file: one network or an ensemble (mean of member probabilities)."""
+    cfg = blob.get("model")
+    if not isinstance(cfg, dict) or cfg.get("name") not in available() or not blob.get("members"):
+        raise InputError(path, "hemato weights file without a known network or members")
+    try:
+        con = Contract.from_dict(blob["contract"])
+    except (TypeError, ValueError) as e:
+        raise InputError(path, f"bad model contract ({e})") from None
+    if channels_last is None:
+        channels_last = str(device).startswith("cpu")
+    nets, fwds = [], []
+    for state in blob["members"]:
+        net = build_model(**cfg)
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as e:
+            raise InputError(path, f"weights do not fit the model configuration ({str(e)[:120]})") from None
+        nets.append(net)
+        fwds.append(torch_forward(net, device, channels_last, fold_bn=True))
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        if len(fwds) == 1:
+            return fwds[0](x)
+        p = torch.stack([torch.sigmoid(f(x)) for f in fwds]).mean(0)
+        return torch.logit(p, eps=1e-6)
+
+    forward.size_divisor = fwds[0].size_divisor  # type: ignore[attr-defined]
+    ident.update({"format": "hemato-weights", "model": cfg, "input_size": con.input_size, "members": len(nets), "contract": con.as_dict(),
+                  "provenance": blob.get("provenance", {})})
+    return LoadedModel(forward, con.input_size, ident, nets[0] if len(nets) == 1 else None, con)
 
 
 def contract_from(stored: dict[str, Any] | None, input_size: int, threshold: float) -> Contract:
@@ -135,17 +174,75 @@ class Scan:
     source: dict[str, str] = field(default_factory=dict)
     slice_names: list[str] = field(default_factory=list)
     nifti_ref: Any = None  # (original image, canonical image) for writing the mask back
+    slice_numbers: list[int] | None = None  # slice numbers of a slice folder / manifest (gap check)
+    slice_extents_mm: np.ndarray | None = None  # per-slice extents when the slice spacing varies
     dicom_geometry: dict[str, Any] | None = None
+
+
+def missing_slices(numbers: list[int] | None) -> list[int]:
+    """Slice numbers absent between the first and the last of ``numbers`` (empty when
+    consecutive or unknown): a stack with gaps would give a partial volume."""
+    if not numbers or len(numbers) < 2:
+        return []
+    have = set(numbers)
+    return [k for k in range(min(numbers), max(numbers) + 1) if k not in have]
+
+
+def _slice_number(p: Path) -> int | None:
+    """The last integer in a file name's stem (``IM_0012`` -> 12), or None."""
+    nums = re.findall(r"\d+", p.stem)
+    return int(nums[-1]) if nums else None
 
 
 def _natural_key(p: Path) -> tuple:
     return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.stem))
 
 
-def read_scan(path: str | Path, level: float = 40.0, width: float = 120.0) -> Scan:
-    """Read a DICOM folder, a NIfTI file, a folder of slices or a one-patient manifest."""
+INTENSITY = ("auto", "hu", "windowed")
+
+
+def _to_window(values: np.ndarray, path: Path, level: float, width: float, intensity: str) -> np.ndarray:
+    """HU (or, with ``intensity="windowed"``, 8-bit values already in the model's window)
+    -> (Z, H, W) uint8 in the model's window. ``auto`` refuses values that are not HU."""
+    from hemato.data.readers.dicom import check_ct_values
     from hemato.data.readers.nifti import window_hu
 
+    if intensity not in INTENSITY:
+        raise InputError(path, f"--intensity must be one of {', '.join(INTENSITY)}, got {intensity!r}")
+    if intensity == "windowed":
+        lo, hi = float(values.min()), float(values.max())
+        if lo < 0 or hi > 255:
+            raise InputError(path, f"--intensity windowed, but the values span {lo:g}..{hi:g}, not 0..255")
+        return np.rint(values).astype(np.uint8)
+    check_ct_values(values, path, intensity)
+    return window_hu(values, level, width)
+
+
+def check_device(device: str) -> str:
+    """``cpu``, or a CUDA device that exists; anything else is a one-line error."""
+    d = str(device)
+    if d == "cpu":
+        return d
+    if d.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InputError(Path(d), "--device cuda, but this torch build sees no CUDA GPU (use --device cpu)")
+        return d
+    raise InputError(Path(d), "--device must be cpu or cuda[:N]")
+
+
+def _slice_prefix(p: Path) -> str:
+    """The name before the slice number (``077_13`` -> ``077_``; ``13`` -> ``''``)."""
+    m = re.match(r"^(.*?)(\d+)\D*$", p.stem)
+    return m.group(1) if m else p.stem
+
+
+def read_scan(path: str | Path, level: float = 40.0, width: float = 120.0, intensity: str = "auto", series_uid: str | None = None) -> Scan:
+    """Read a DICOM folder, a NIfTI file, a folder of slices or a one-patient manifest.
+
+    HU inputs (DICOM, NIfTI) are windowed with ``level``/``width`` (the model's contract);
+    their values must look like HU unless ``intensity`` says otherwise (``hu`` = trust them,
+    ``windowed`` = already 8-bit in that window). A folder holding DICOM files is read as
+    DICOM (other files in it are skipped and listed)."""
     path = Path(path)
     if not path.exists():
         raise InputError(path, "input does not exist")
@@ -155,11 +252,11 @@ def read_scan(path: str | Path, level: float = 40.0, width: float = 120.0) -> Sc
 
         from hemato.data.readers.nifti import read_nifti
 
-        hu, spacing, thickness, _ = read_nifti(path)
+        values, spacing, slice_spacing, _ = read_nifti(path)
         orig = nib.load(str(path))
-        return Scan(window_hu(hu, level, width), spacing, thickness, "nifti",
-                    {"spacing": "NIfTI header", "thickness": "NIfTI header"},
-                    [str(k) for k in range(hu.shape[0])], (orig, nib.as_closest_canonical(orig)))
+        return Scan(_to_window(values, path, level, width, intensity), spacing, slice_spacing, "nifti",
+                    {"spacing": "NIfTI header", "thickness": "NIfTI affine (distance between slice planes)"},
+                    [str(k) for k in range(values.shape[0])], (orig, nib.as_closest_canonical(orig)))
     if path.is_file() and name.endswith(".csv"):
         from hemato.data.manifest import load_manifest
 
@@ -169,23 +266,38 @@ def read_scan(path: str | Path, level: float = 40.0, width: float = 120.0) -> Sc
         r = recs[0]
         return Scan(r.image, r.spacing_mm, r.thickness_mm, "slices",
                     {"spacing": "manifest" if r.spacing_mm else "unknown", "thickness": "manifest" if r.thickness_mm else "unknown"},
-                    [str(i) for i in r.slice_index])
+                    [str(i) for i in r.slice_index], slice_numbers=[int(i) for i in r.slice_index])
     if path.is_dir():
-        files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
-        if files:
-            imgs = []
-            for f in files:
-                img = read_slice(f)
-                if imgs and img.shape != imgs[0].shape:
-                    raise InputError(f, f"size {img.shape} differs from the other slices {imgs[0].shape}")
-                imgs.append(img)
-            return Scan(np.stack(imgs), None, None, "slices", {"spacing": "unknown", "thickness": "unknown"}, [f.stem for f in files])
-        from hemato.data.readers.dicom import read_dicom_series
+        from hemato.data.readers.dicom import folder_has_dicom, read_dicom_series
 
-        hu, spacing, thickness, _pos, geo = read_dicom_series(path, with_geometry=True)
-        return Scan(window_hu(hu, level, width), spacing, thickness, "dicom",
-                    {"spacing": "DICOM PixelSpacing" if spacing else "unknown", "thickness": "DICOM slice positions" if thickness else "unknown"},
-                    [str(k) for k in range(hu.shape[0])], dicom_geometry=geo)
+        if folder_has_dicom(path):
+            hu, spacing, slice_spacing, _pos, geo = read_dicom_series(path, with_geometry=True, series_uid=series_uid)
+            src = {"spacing": "DICOM PixelSpacing" if spacing else "unknown",
+                   "thickness": ("DICOM slice positions" if geo["uniform"] else "DICOM slice positions (two or more slice spacings: per-slice extents)")
+                   if geo["order"] == "ImagePositionPatient" else "unknown (no ImagePositionPatient: slices ordered by InstanceNumber)"}
+            scan = Scan(_to_window(hu, path, level, width, intensity), spacing, slice_spacing, "dicom", src,
+                        [str(k) for k in range(hu.shape[0])], dicom_geometry=geo)
+            if geo["order"] == "ImagePositionPatient" and not geo["uniform"]:
+                scan.slice_extents_mm = np.asarray(geo["slice_extents_mm"], float)
+            return scan
+        files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+        if not files:
+            raise InputError(path, "no DICOM files and no PNG/JPG slices in the folder")
+        prefixes = sorted({_slice_prefix(f) for f in files})
+        nums = [_slice_number(f) for f in files]
+        if len(prefixes) > 1:
+            shown = ", ".join(repr(p.rstrip("_-. ")) for p in prefixes[:6]) + (" ..." if len(prefixes) > 6 else "")
+            raise InputError(path, f"slices of {len(prefixes)} patients ({shown}): give one patient's folder (or a one-patient manifest)")
+        if None not in nums and len(set(nums)) != len(nums):
+            raise InputError(path, "repeated slice numbers: the folder holds more than one scan")
+        imgs = []
+        for f in files:
+            img = read_slice(f)
+            if imgs and img.shape != imgs[0].shape:
+                raise InputError(f, f"size {img.shape} differs from the other slices {imgs[0].shape}")
+            imgs.append(img)
+        return Scan(np.stack(imgs), None, None, "slices", {"spacing": "unknown", "thickness": "unknown"}, [f.stem for f in files],
+                    slice_numbers=None if None in nums else nums)
     raise InputError(path, "not a DICOM folder, NIfTI file, slice folder or manifest")
 
 
@@ -209,14 +321,18 @@ def _write_mask_nifti(scan: Scan, mask: np.ndarray, path: Path) -> None:
         return
     geo = scan.dicom_geometry or {}
     affine = np.eye(4)
-    if geo:
+    if geo.get("orientation"):
         # DICOM LPS -> NIfTI RAS; voxel (i=col, j=row, k=slice)
         row_dir, col_dir = np.asarray(geo["orientation"][:3]), np.asarray(geo["orientation"][3:])
         normal = np.cross(row_dir, col_dir)
         sr, sc = scan.spacing_mm or (1.0, 1.0)
         affine[:3, 0] = row_dir * sc
         affine[:3, 1] = col_dir * sr
-        affine[:3, 2] = normal * (scan.thickness_mm or 1.0)
+        n = mask.shape[0]
+        if n > 1:  # the slice axis from the slice positions: right for a tilted gantry too
+            affine[:3, 2] = (np.asarray(geo["last"], float) - np.asarray(geo["origin"], float)) / (n - 1)
+        else:
+            affine[:3, 2] = normal * (scan.thickness_mm or 1.0)
         affine[:3, 3] = geo["origin"]
         affine = np.diag([-1, -1, 1, 1]) @ affine
     data = np.transpose(mask, (2, 1, 0)).astype(np.uint8)  # (col, row, slice)
@@ -228,7 +344,7 @@ def _input_name(path: str | Path) -> str:
 
 
 def predict(
-    checkpoint: str | Path,
+    checkpoint: str | Path | None,
     input: str | Path,
     output: str | Path,
     spacing: tuple[float, float] | None = None,
@@ -242,8 +358,15 @@ def predict(
     keep_names: bool = False,
     crop: bool = True,
     threads: int | None = None,
+    intensity: str = "auto",
+    series_uid: str | None = None,
 ) -> dict[str, Any]:
     """Segment one scan and write the report into ``output``; returns the report dict.
+
+    ``thickness`` is the SLICE SPACING in mm (distance between slice centres, which is what
+    a planimetric volume needs; on overlapping reconstructions it is smaller than the
+    nominal slice thickness). ``intensity``: ``auto`` (HU inputs must look like HU),
+    ``hu`` or ``windowed`` (see :func:`read_scan`); ``series_uid`` picks a DICOM series.
 
     ``crop`` runs the network on the head region only and skips slices without head
     (``hemato.inference``; torch checkpoints only, ONNX graphs have a fixed size); ``threads``
@@ -252,24 +375,38 @@ def predict(
     The report names the patient ``patient_id`` if given, else a salted pseudonym of the
     input's name (``hemato.privacy``), or the input's name itself with ``keep_names``."""
     n_threads = set_threads(threads)
+    device = check_device(device)
+    out = Path(output)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "report.json").is_file())):
+        raise InputError(out, "output exists and is not an empty folder or an earlier hemato report: give a new or empty folder")
+    if checkpoint is None:
+        from hemato.weights import default_model_path
+
+        checkpoint = default_model_path()
     model = load_model(checkpoint, device)
     con = model.contract
     if threshold is not None:
         con = Contract.from_dict({**con.as_dict(), "threshold": float(threshold)})
-    scan = read_scan(input, con.window_level, con.window_width)
-    crop = bool(crop and con.crop_to_head and model.net is not None)
+    scan = read_scan(input, con.window_level, con.window_width, intensity, series_uid)
+    crop = bool(crop and con.crop_to_head and getattr(model.forward, "size_divisor", None) is not None)
+    warnings = []
+    if "phantom" in con.trained_on:
+        warnings.append(f"the model was trained on a {con.trained_on}: its volumes on real CT are not validated (the default model is trained on real CT)")
     if spacing is not None:
         if len(spacing) != 2 or min(spacing) <= 0:
             raise InputError(input, f"--spacing must be two positive mm values, got {spacing}")
         scan.spacing_mm, scan.source["spacing"] = (float(spacing[0]), float(spacing[1])), "--spacing"
     if thickness is not None:
         if not thickness > 0:
-            raise InputError(input, f"--thickness must be positive mm, got {thickness}")
-        scan.thickness_mm, scan.source["thickness"] = float(thickness), "--thickness"
+            raise InputError(input, f"--slice-spacing must be positive mm, got {thickness}")
+        scan.thickness_mm, scan.source["thickness"] = float(thickness), "--slice-spacing"
+        scan.slice_extents_mm = None
 
     _, mask = segment(model.forward, scan.image, con, batch_size=batch_size, tta=tta, progress=progress, crop=crop)
     area_px = mask.reshape(mask.shape[0], -1).sum(1)
-    known = scan.spacing_mm is not None and scan.thickness_mm is not None
+    extents = scan.slice_extents_mm
+    known = scan.spacing_mm is not None and (scan.thickness_mm is not None or extents is not None)
+    gaps = missing_slices(scan.slice_numbers)
     report: dict[str, Any] = {
         "patient": patient_id or (_input_name(input) if keep_names else pseudonym(_input_name(input))),
         "volume_ml": None,
@@ -278,10 +415,12 @@ def predict(
         "n_bleed_slices": int((area_px > 0).sum()),
         "n_slices": int(mask.shape[0]),
         "spacing_mm": list(scan.spacing_mm) if scan.spacing_mm else None,
-        "thickness_mm": scan.thickness_mm,
+        "slice_spacing_mm": scan.thickness_mm if extents is None else [round(float(e), 4) for e in extents],
         "geometry_source": scan.source,
         "input": {"path": str(input) if keep_names else None, "kind": scan.kind, "shape": list(scan.image.shape)},
         "model": model.identity,
+        "model_trained_on": con.trained_on,
+        "warnings": warnings,
         "threshold": con.threshold,
         "contract": con.as_dict(),
         "tta": tta,
@@ -290,15 +429,23 @@ def predict(
     }
     px_area = scan.spacing_mm[0] * scan.spacing_mm[1] if scan.spacing_mm else None
     slices = [{"slice": name, "area_px": int(a), "area_mm2": (float(a) * px_area if px_area else None)} for name, a in zip(scan.slice_names, area_px)]
-    if known:
+    if known and extents is not None:  # two or more slice spacings: each slice's own extent
+        report["volume_ml"] = float(sum(s["area_mm2"] * e for s, e in zip(slices, extents)) / 1000.0)
+        report["volume_status"] = "ok (per-slice extents: the series has more than one slice spacing)"
+        report["abc2"] = None  # ABC/2's C assumes one spacing
+    elif known:
         report["volume_ml"] = volume_from_areas_ml([s["area_mm2"] for s in slices], scan.thickness_mm)
         report["abc2"] = {k: (float(v) if k not in ("n_slices", "slice") else int(v)) for k, v in abc2(mask, scan.spacing_mm, scan.thickness_mm).items()}
     else:
-        missing = [k for k, v in (("spacing", scan.spacing_mm), ("thickness", scan.thickness_mm)) if v is None]
-        report["volume_status"] = f"volume unavailable: {' and '.join(missing)} unknown (give --spacing/--thickness)"
+        missing = [k for k, v in (("pixel spacing", scan.spacing_mm), ("slice spacing", scan.thickness_mm)) if v is None]
+        report["volume_status"] = f"volume unavailable: {' and '.join(missing)} unknown (give --spacing/--slice-spacing)"
+    if gaps:
+        report["volume_ml"], report["abc2"] = None, None
+        shown = ", ".join(map(str, gaps[:8])) + (" ..." if len(gaps) > 8 else "")
+        report["volume_status"] = f"volume refused: the scan is incomplete, slice numbers {shown} are missing between the first and the last slice"
 
-    # write everything into a temporary folder, then move it into place
-    out = Path(output)
+    # write everything into a temporary folder, then put it in place of the output folder
+    # whole (an earlier report there is replaced entirely: no stale mask or overlay remains)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
@@ -320,19 +467,18 @@ def predict(
                "n_bleed_slices": report["n_bleed_slices"], "slice_areas_mm2": ";".join("" if s["area_mm2"] is None else f"{s['area_mm2']:.2f}" for s in slices),
                "slice_areas_px": ";".join(str(s["area_px"]) for s in slices),
                "spacing_row_mm": scan.spacing_mm[0] if scan.spacing_mm else None, "spacing_col_mm": scan.spacing_mm[1] if scan.spacing_mm else None,
-               "thickness_mm": scan.thickness_mm, "spacing_source": scan.source.get("spacing"), "thickness_source": scan.source.get("thickness"),
+               "slice_spacing_mm": scan.thickness_mm, "spacing_source": scan.source.get("spacing"), "slice_spacing_source": scan.source.get("thickness"),
                "checkpoint": str(checkpoint), "checkpoint_sha256": model.identity["sha256"], "hemato_version": hemato.__version__}
         pd.DataFrame([row]).to_csv(tmp / "report.csv", index=False)
         report["slices"] = slices
         (tmp / "report.json").write_text(json.dumps(report, indent=2))
-        out.mkdir(parents=True, exist_ok=True)
-        for item in tmp.iterdir():
-            dest = out / item.name
-            if dest.is_dir():
-                shutil.rmtree(dest)
-            elif dest.exists():
-                dest.unlink()
-            item.replace(dest)
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{tmp.name.rsplit('-', 1)[-1]}")
+            out.replace(old)
+        tmp.replace(out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return report
@@ -340,11 +486,15 @@ def predict(
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hemato.predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", required=True, help="hemato .ckpt or .onnx")
+    ap.add_argument("--checkpoint", help="hemato .ckpt, .onnx or packed weights (default: the shipped real-CT model, hemato/weights/)")
     ap.add_argument("--input", required=True, help="DICOM folder, NIfTI file, slice folder or slices.csv")
     ap.add_argument("--output", required=True, help="report folder")
     ap.add_argument("--spacing", nargs=2, type=float, metavar=("ROW_MM", "COL_MM"), help="pixel spacing (overrides the file's)")
-    ap.add_argument("--thickness", type=float, metavar="MM", help="slice thickness (overrides the file's)")
+    ap.add_argument("--slice-spacing", "--thickness", dest="thickness", type=float, metavar="MM",
+                    help="slice spacing: distance between slice centres in mm (overrides the file's; --thickness is an old name for it)")
+    ap.add_argument("--intensity", choices=INTENSITY, default="auto",
+                    help="DICOM/NIfTI values: auto = must look like HU (else refused), hu = trust them as HU, windowed = 8-bit already in the model's window")
+    ap.add_argument("--series", help="DICOM SeriesInstanceUID to use when the folder holds several series")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--tta", action="store_true", help="average with flipped inputs")
     ap.add_argument("--batch-size", type=int, default=16)
@@ -355,10 +505,12 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     try:
         r = predict(a.checkpoint, a.input, a.output, a.spacing, a.thickness, a.device, a.tta, a.batch_size, patient_id=a.patient_id, progress=True, keep_names=a.keep_names,
-                    crop=not a.no_crop, threads=a.threads)
+                    crop=not a.no_crop, threads=a.threads, intensity=a.intensity, series_uid=a.series)
     except InputError as e:
         print(f"hemato.predict: error: {e}", file=sys.stderr)
         return 2
+    for w in r.get("warnings", []):
+        print(f"hemato.predict: warning: {w}", file=sys.stderr)
     vol = f"{r['volume_ml']:.2f} ml" if r["volume_ml"] is not None else r["volume_status"]
     abc = f", ABC/2 {r['abc2']['volume_ml']:.2f} ml" if r["abc2"] else ""
     print(f"{r['patient']}: {vol}{abc}, {r['n_bleed_slices']} of {r['n_slices']} slices with bleed -> {a.output}/report.json")

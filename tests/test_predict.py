@@ -42,31 +42,53 @@ def checkpoint(tmp_path_factory) -> Path:
     return ckpt
 
 
+@pytest.fixture()
+def one_patient(tmp_path: Path) -> Path:
+    """Patient 081's 15 consecutive sample slices in a folder of their own."""
+    import shutil
+
+    d = tmp_path / "p081"
+    d.mkdir()
+    for f in sorted((SAMPLE / "images").glob("081_*.jpg")):
+        shutil.copy(f, d / f.name)
+    return d
+
+
+def _head(hu_inside: np.ndarray) -> np.ndarray:
+    """Put air (-1000 HU) around a synthetic volume, as a real head CT has."""
+    z, h, w = hu_inside.shape
+    yy, xx = np.mgrid[:h, :w]
+    outside = (yy - h / 2) ** 2 + (xx - w / 2) ** 2 > (0.48 * min(h, w)) ** 2
+    out = hu_inside.copy()
+    out[:, outside] = -1000.0
+    return out
+
+
 def _no_report(out: Path) -> None:
     assert not out.exists() or not any(out.iterdir()), list(out.iterdir())
     assert not list(out.parent.glob(f".{out.name}.tmp-*"))
 
 
-def test_slice_folder_without_spacing_has_no_volume(checkpoint: Path, tmp_path: Path) -> None:
-    r = predict(checkpoint, SAMPLE / "images", tmp_path / "out")
-    assert r["volume_ml"] is None and r["volume_status"].startswith("volume unavailable: spacing and thickness unknown")
+def test_slice_folder_without_spacing_has_no_volume(checkpoint: Path, tmp_path: Path, one_patient: Path) -> None:
+    r = predict(checkpoint, one_patient, tmp_path / "out")
+    assert r["volume_ml"] is None and r["volume_status"].startswith("volume unavailable: pixel spacing and slice spacing unknown")
     rep = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert rep["n_slices"] == 36 and len(rep["slices"]) == 36 and rep["slices"][0]["area_mm2"] is None
-    assert len(list((tmp_path / "out" / "mask").glob("*.png"))) == 36
+    assert rep["n_slices"] == 15 and len(rep["slices"]) == 15 and rep["slices"][0]["area_mm2"] is None
+    assert len(list((tmp_path / "out" / "mask").glob("*.png"))) == 15
     assert len(list((tmp_path / "out" / "overlays").glob("*.png"))) == rep["n_bleed_slices"]
-    r2 = predict(checkpoint, SAMPLE / "images", tmp_path / "out2", spacing=(0.45, 0.45), thickness=5.0)
+    r2 = predict(checkpoint, one_patient, tmp_path / "out2", spacing=(0.45, 0.45), thickness=5.0)
     areas = sum(s["area_px"] for s in r2["slices"])
     assert r2["volume_ml"] == pytest.approx(areas * 0.45 * 0.45 * 5 / 1000)
-    assert r2["geometry_source"] == {"spacing": "--spacing", "thickness": "--thickness"}
+    assert r2["geometry_source"] == {"spacing": "--spacing", "thickness": "--slice-spacing"}
     assert r2["inference"]["crop_to_head"] is True and r2["inference"]["threads"] >= 1
     row = pd.read_csv(tmp_path / "out2" / "report.csv").iloc[0]
     assert row["volume_ml"] == pytest.approx(r2["volume_ml"]) and row["checkpoint_sha256"] == r2["model"]["sha256"]
 
 
-def test_head_crop_matches_full_frames_on_real_slices(checkpoint: Path, tmp_path: Path) -> None:
+def test_head_crop_matches_full_frames_on_real_slices(checkpoint: Path, tmp_path: Path, one_patient: Path) -> None:
     # real CT-ICH slices: the head-cropped path (default) against full frames
-    a = predict(checkpoint, SAMPLE / "images", tmp_path / "a", spacing=(0.45, 0.45), thickness=5.0)
-    b = predict(checkpoint, SAMPLE / "images", tmp_path / "b", spacing=(0.45, 0.45), thickness=5.0, crop=False)
+    a = predict(checkpoint, one_patient, tmp_path / "a", spacing=(0.45, 0.45), thickness=5.0)
+    b = predict(checkpoint, one_patient, tmp_path / "b", spacing=(0.45, 0.45), thickness=5.0, crop=False)
     assert (a["inference"]["crop_to_head"], b["inference"]["crop_to_head"]) == (True, False)
     pa = np.array([s["area_px"] for s in a["slices"]])
     pb = np.array([s["area_px"] for s in b["slices"]])
@@ -79,9 +101,9 @@ def test_nifti_input_mask_in_input_geometry(checkpoint: Path, tmp_path: Path) ->
 
     hu = np.full((4, 64, 64), 30.0)
     hu[1:3, 20:40, 20:40] = 70.0
-    write_nifti(tmp_path / "scan.nii.gz", hu, spacing=(0.5, 0.6), thickness=5.0)
+    write_nifti(tmp_path / "scan.nii.gz", _head(hu), spacing=(0.5, 0.6), thickness=5.0)
     r = predict(checkpoint, tmp_path / "scan.nii.gz", tmp_path / "out")
-    assert r["spacing_mm"] == pytest.approx([0.5, 0.6]) and r["thickness_mm"] == 5.0 and r["geometry_source"]["spacing"] == "NIfTI header"
+    assert r["spacing_mm"] == pytest.approx([0.5, 0.6]) and r["slice_spacing_mm"] == pytest.approx(5.0) and r["geometry_source"]["spacing"] == "NIfTI header"
     src, m = nib.load(tmp_path / "scan.nii.gz"), nib.load(tmp_path / "out" / "mask.nii.gz")
     assert m.shape == src.shape and np.allclose(m.affine, src.affine)
     assert np.asarray(m.dataobj).sum() * 0.5 * 0.6 * 5 / 1000 == pytest.approx(r["volume_ml"])
@@ -90,10 +112,10 @@ def test_nifti_input_mask_in_input_geometry(checkpoint: Path, tmp_path: Path) ->
 def test_dicom_input_and_no_phi_in_outputs(checkpoint: Path, tmp_path: Path) -> None:
     hu = np.full((5, 64, 64), 30.0)
     hu[1:4, 10:30, 20:44] = 72.0
-    write_dicom_series(tmp_path / "Doe_Jane", hu, spacing=(0.45, 0.45), thickness=2.5, name="Doe^Jane", pid="PID-12345")
+    write_dicom_series(tmp_path / "Doe_Jane", _head(hu), spacing=(0.45, 0.45), thickness=2.5, name="Doe^Jane", pid="PID-12345")
     r = predict(checkpoint, tmp_path / "Doe_Jane", tmp_path / "out")  # folder named after the patient
     assert r["patient"].startswith("anon-")
-    assert r["thickness_mm"] == pytest.approx(2.5) and r["geometry_source"]["spacing"] == "DICOM PixelSpacing"
+    assert r["slice_spacing_mm"] == pytest.approx(2.5) and r["geometry_source"]["spacing"] == "DICOM PixelSpacing"
     assert (tmp_path / "out" / "mask.nii.gz").is_file()
     for f in (tmp_path / "out").rglob("*"):
         if f.is_file():
@@ -102,11 +124,11 @@ def test_dicom_input_and_no_phi_in_outputs(checkpoint: Path, tmp_path: Path) -> 
                 assert phi not in data, (f, phi)
 
 
-def test_onnx_export_gives_the_same_numbers(checkpoint: Path, tmp_path: Path) -> None:
+def test_onnx_export_gives_the_same_numbers(checkpoint: Path, tmp_path: Path, one_patient: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "hemato.export", "--checkpoint", str(checkpoint), "--output", str(tmp_path / "m.onnx")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    a = predict(checkpoint, SAMPLE / "images", tmp_path / "a", spacing=(0.45, 0.45), thickness=5.0, crop=False)
-    b = predict(tmp_path / "m.onnx", SAMPLE / "images", tmp_path / "b", spacing=(0.45, 0.45), thickness=5.0)
+    a = predict(checkpoint, one_patient, tmp_path / "a", spacing=(0.45, 0.45), thickness=5.0, crop=False)
+    b = predict(tmp_path / "m.onnx", one_patient, tmp_path / "b", spacing=(0.45, 0.45), thickness=5.0)
     assert b["model"]["format"] == "onnx"
     assert b["inference"]["crop_to_head"] is False  # a fixed-size ONNX graph sees full frames
     pa = np.array([s["area_px"] for s in a["slices"]])
@@ -129,7 +151,7 @@ def _bad_inputs(tmp: Path, ckpt: Path) -> dict[str, tuple[Path, Path, str]]:
     cases = {}
     cases["missing"] = (ckpt, tmp / "nope", "input does not exist")
     (tmp / "empty").mkdir()
-    cases["empty folder"] = (ckpt, tmp / "empty", "no files")
+    cases["empty folder"] = (ckpt, tmp / "empty", "no DICOM files and no PNG/JPG slices")
     write_png(tmp / "corrupt" / "1.png", np.zeros((64, 64), np.uint8))
     (tmp / "corrupt" / "2.png").write_bytes((tmp / "corrupt" / "1.png").read_bytes()[:40])
     cases["truncated png"] = (ckpt, tmp / "corrupt", "2.png")

@@ -9,13 +9,19 @@ import cv2
 import numpy as np
 
 
-def write_dicom_series(folder: Path, hu: np.ndarray, spacing=(0.5, 0.5), thickness=5.0, positions=None, name="Doe^Jane", pid="PID-12345") -> list[Path]:
-    """(Z, H, W) HU -> one CT file per slice, stored as uint16 with intercept -1024."""
+def write_dicom_series(folder: Path, hu: np.ndarray, spacing=(0.5, 0.5), thickness=5.0, positions=None, name="Doe^Jane", pid="PID-12345",
+                       modality="CT", series=None, iop=(1, 0, 0, 0, 1, 0), ipps=None, with_ipp=True, image_type=None, compress=None,
+                       prefix="IM", intercept=-1024) -> list[Path]:
+    """(Z, H, W) HU -> one CT file per slice, stored as uint16 with ``intercept``.
+
+    ``positions``: z (mm) per slice; ``ipps``: full ImagePositionPatient per slice (tilt);
+    ``with_ipp=False``: a secondary capture (no IPP/IOP, InstanceNumber only); ``compress``:
+    a transfer syntax UID to encode with (pydicom's encoders)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
     folder.mkdir(parents=True, exist_ok=True)
-    series = generate_uid()
+    series = series or generate_uid()
     out = []
     z = positions if positions is not None else [k * thickness for k in range(hu.shape[0])]
     order = np.random.default_rng(0).permutation(hu.shape[0])  # files not in slice order
@@ -29,17 +35,23 @@ def write_dicom_series(folder: Path, hu: np.ndarray, spacing=(0.5, 0.5), thickne
         ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
         ds.SeriesInstanceUID = series
         ds.PatientName, ds.PatientID, ds.PatientBirthDate = name, pid, "19500101"
-        ds.Modality = "CT"
+        ds.Modality = modality
+        ds.InstanceNumber = int(k) + 1
+        if image_type:
+            ds.ImageType = list(image_type)
         ds.Rows, ds.Columns = hu.shape[1:]
         ds.PixelSpacing = [spacing[0], spacing[1]] if not isinstance(spacing, list) else spacing[k]
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.ImagePositionPatient = [-100.0, -100.0, float(z[k])]
+        if with_ipp:
+            ds.ImageOrientationPatient = list(iop)
+            ds.ImagePositionPatient = list(ipps[k]) if ipps is not None else [-100.0, -100.0, float(z[k])]
         ds.SliceThickness = thickness
-        ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+        ds.RescaleSlope, ds.RescaleIntercept = 1, intercept
         ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-        ds.PixelData = (hu[k] + 1024).astype(np.uint16).tobytes()
-        path = folder / f"IM{n:04d}.dcm"
+        ds.PixelData = (hu[k] - intercept).astype(np.uint16).tobytes()
+        if compress is not None:
+            ds.compress(compress)
+        path = folder / f"{prefix}{n:04d}.dcm"
         ds.save_as(path, enforce_file_format=True)
         out.append(path)
     return out

@@ -181,10 +181,9 @@ def test_shipped_samples_load() -> None:
     assert all(r.spacing_mm is None and r.thickness_mm == 5.0 for r in ct)  # spacing unknown: never guessed
     p81 = next(r for r in ct if r.patient_id == "081")
     assert list(p81.slice_index) == list(range(13, 28)) and p81.mask.any(axis=(1, 2)).all()
-    bh = load_manifest(root / "bhsd-sample" / "manifest.csv", mask_mode="nonzero")
-    assert sum(r.n_slices for r in bh) == 36 and all(r.mask.any() for r in bh)
-    for d in ("ctich-sample", "bhsd-sample"):
-        assert "licence" in (root / d / "README.md").read_text().lower() or "license" in (root / d / "README.md").read_text().lower()
+    assert "CC BY 4.0" in (root / "ctich-sample" / "README.md").read_text()
+    # BHSD derives from RSNA 2019 images, which may not be redistributed: no such pixels ship
+    assert not (root / "bhsd-sample").exists()
 
 
 def test_dicom_importer_pseudonymises_folder_names(tmp_path, monkeypatch) -> None:

@@ -1,25 +1,153 @@
 """DICOM series (pydicom): one patient's axial CT series from a folder.
 
-Slices are sorted by ImagePositionPatient projected on the slice normal (from
-ImageOrientationPatient), converted to HU with RescaleSlope/Intercept, and the slice
-thickness H is the spacing between consecutive positions (it must be uniform; duplicate or
-missing positions are errors). PixelSpacing gives (row, col) mm. Identifying tags are read
-by nobody here: only geometry and pixel data leave this module.
+What is read, and what is refused:
+
+* Files that are not DICOM (a ``.txt``, a ``preview.jpg``, ``DICOMDIR``) are skipped.
+* Images are grouped by SeriesInstanceUID and orientation. Localizers (ImageType
+  ``LOCALIZER``) and single-image series beside a real series are skipped. One remaining
+  series is used; with several, the only axial one is used, else the series are listed and
+  ``series_uid`` must pick one.
+* Modality must be CT where it is given; other modalities are refused.
+* Slices are sorted by ImagePositionPatient projected on the slice normal (from
+  ImageOrientationPatient). The slice spacing is the distance between consecutive slice
+  centres along the normal, so a tilted gantry gives the right spacing. Protocols with two
+  spacings (e.g. 2.5 mm posterior fossa, 5 mm above) give per-slice extents: each slice
+  reaches half-way to its neighbours. A missing slice (one isolated step differing from the
+  steps on both sides) and duplicate positions are refused.
+* Without ImagePositionPatient (secondary captures), slices are ordered by InstanceNumber
+  and the spacing is unknown unless the user gives it.
+* HU = stored value x RescaleSlope + RescaleIntercept. A compressed transfer syntax without
+  an installed decoder is a one-line error naming it.
+
+Identifying tags are read by nobody here: only geometry and pixel data leave this module.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from hemato.data.readers.errors import InputError
 
 
-def read_dicom_series(folder: str | Path, tolerance: float = 0.05, with_geometry: bool = False):
-    """Returns ``(hu (Z, H, W) float64, spacing (row, col) mm or None, thickness mm or None,
-    positions (Z,) mm along the normal)``, sorted along the slice normal; with
-    ``with_geometry`` also ``{"orientation": 6 floats, "origin": first slice position}``."""
+@dataclass
+class _Slice:
+    path: Path
+    ds: Any
+    series: str
+    iop: tuple[float, ...] | None
+    ipp: list[float] | None
+    localizer: bool
+
+
+def _is_dicom_file(p: Path) -> bool:
+    """DICOM Part 10 magic (``DICM`` at byte 128) or a ``.dcm`` suffix."""
+    if p.suffix.lower() == ".dcm":
+        return True
+    try:
+        with open(p, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def folder_has_dicom(folder: Path) -> bool:
+    """Whether ``folder`` holds at least one DICOM file (decides DICOM over a slice folder)."""
+    return any(p.is_file() and not p.name.startswith(".") and _is_dicom_file(p) for p in folder.iterdir())
+
+
+def _floats(v: Any, n: int) -> list[float] | None:
+    try:
+        out = [float(x) for x in v]
+    except (TypeError, ValueError):
+        return None
+    return out if len(out) == n else None
+
+
+def slice_extents_mm(positions: np.ndarray) -> np.ndarray:
+    """Per-slice extent along the normal (mm): half-way to each neighbour; the end slices
+    take the step to their one neighbour. Uniform steps h give h for every slice."""
+    pos = np.asarray(positions, float)
+    if len(pos) < 2:
+        return np.full(len(pos), np.nan)
+    steps = np.diff(pos)
+    ext = np.empty(len(pos))
+    ext[0], ext[-1] = steps[0], steps[-1]
+    ext[1:-1] = (steps[:-1] + steps[1:]) / 2.0
+    return ext
+
+
+def _check_steps(steps: np.ndarray, pos: np.ndarray, folder: Path, tolerance: float) -> bool:
+    """True when uniform; False when it changes between runs of equal steps (two protocols);
+    raises on an isolated odd step (a missing slice)."""
+    h = float(np.median(steps))
+    if not (np.abs(steps - h) > tolerance * max(h, 1.0)).any():
+        return True
+    tol = tolerance * max(h, 1.0)
+    for k, s in enumerate(steps):
+        same_prev = k > 0 and abs(steps[k - 1] - s) <= tol
+        same_next = k + 1 < len(steps) and abs(steps[k + 1] - s) <= tol
+        if not (same_prev or same_next):
+            raise InputError(folder, f"missing or uneven slice: positions jump by {s:.2f} mm after {pos[k]:.2f} mm (neighbouring steps differ)")
+    return False
+
+
+def _describe(group: list[_Slice]) -> str:
+    ds = group[0].ds
+    desc = str(getattr(ds, "SeriesDescription", "") or "").strip()
+    return f"{group[0].series} ({len(group)} images{', ' + desc if desc else ''})"
+
+
+def _axial(group: list[_Slice]) -> bool:
+    iop = group[0].iop
+    if iop is None:
+        return False
+    n = np.cross(np.asarray(iop[:3]), np.asarray(iop[3:]))
+    return bool(abs(n[2]) / (np.linalg.norm(n) + 1e-12) > 0.8)
+
+
+def _select_series(slices: list[_Slice], folder: Path, series_uid: str | None) -> list[_Slice]:
+    groups: dict[tuple, list[_Slice]] = {}
+    for s in slices:
+        key = (s.series, tuple(np.round(s.iop, 3)) if s.iop is not None else None)
+        groups.setdefault(key, []).append(s)
+    if series_uid is not None:
+        chosen = [g for (uid, _), g in groups.items() if uid == series_uid]
+        if not chosen:
+            raise InputError(folder, f"series {series_uid} not found; series here: {'; '.join(_describe(g) for g in groups.values())}")
+        if len(chosen) > 1:
+            raise InputError(folder, f"series {series_uid} mixes image orientations")
+        return chosen[0]
+    cands = [g for g in groups.values() if not all(s.localizer for s in g)]
+    if len(cands) > 1:
+        multi = [g for g in cands if len(g) > 1]
+        cands = multi or cands
+    if len(cands) > 1:
+        axial = [g for g in cands if _axial(g)]
+        if len(axial) == 1:
+            cands = axial
+    if not cands:
+        raise InputError(folder, "only localizer images in the folder")
+    if len(cands) > 1:
+        raise InputError(folder, f"{len(cands)} image series: {'; '.join(_describe(g) for g in cands)}; choose one with --series UID")
+    return cands[0]
+
+
+def read_dicom_series(
+    folder: str | Path, tolerance: float = 0.05, with_geometry: bool = False, series_uid: str | None = None
+):
+    """Returns ``(hu (Z, H, W) float64, spacing (row, col) mm or None, slice spacing mm or
+    None, positions (Z,) mm along the normal)``, sorted along the slice normal; with
+    ``with_geometry`` also a dict: ``orientation`` (6 floats), ``origin`` and ``last``
+    (first/last ImagePositionPatient, LPS mm), ``slice_extents_mm`` (Z,), ``uniform``,
+    ``series_uid``, ``modality``, ``order`` ("ImagePositionPatient" or "InstanceNumber"),
+    ``skipped`` (files not used, with why). The slice spacing is None when the spacings
+    are not uniform (use the extents) or unknown."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -29,70 +157,112 @@ def read_dicom_series(folder: str | Path, tolerance: float = 0.05, with_geometry
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
         raise InputError(folder, "no files in the folder")
-    slices = []  # (file, geometry tags, HU)
+    skipped: list[str] = []
+    slices: list[_Slice] = []
     for f in files:
         try:
-            ds = pydicom.dcmread(f)
-            arr = ds.pixel_array.astype(np.float64)
-            slope = float(getattr(ds, "RescaleSlope", 1.0))
-            intercept = float(getattr(ds, "RescaleIntercept", 0.0))
-            tags = {
-                "spacing": tuple(float(v) for v in getattr(ds, "PixelSpacing", ())),
-                "ipp": [float(v) for v in ds.ImagePositionPatient] if "ImagePositionPatient" in ds else None,
-                "iop": [float(v) for v in ds.ImageOrientationPatient] if "ImageOrientationPatient" in ds else None,
-                "thickness": float(getattr(ds, "SliceThickness", 0) or 0) or None,
-            }
-        except (InvalidDicomError, Exception) as e:  # any parsing failure = unreadable file
-            raise InputError(f, f"not a readable DICOM image ({e.__class__.__name__}: {str(e)[:80]})") from None
-        if arr.ndim != 2:
-            raise InputError(f, f"expected one 2D slice per file, got shape {arr.shape}")
-        if (tags["ipp"] is not None and len(tags["ipp"]) != 3) or (tags["iop"] is not None and len(tags["iop"]) != 6):
+            ds = pydicom.dcmread(f, force=_is_dicom_file(f))
+        except (InvalidDicomError, Exception):  # not DICOM (a .txt, a preview.jpg): skip it
+            skipped.append(f"{f.name}: not DICOM")
+            continue
+        if "PixelData" not in ds:
+            skipped.append(f"{f.name}: no image (e.g. DICOMDIR, report)")
+            continue
+        modality = str(getattr(ds, "Modality", "") or "")
+        if modality and modality != "CT":
+            raise InputError(f, f"Modality is {modality}, not CT: hemato measures head CT only")
+        iop = _floats(ds.ImageOrientationPatient, 6) if "ImageOrientationPatient" in ds else None
+        ipp = _floats(ds.ImagePositionPatient, 3) if "ImagePositionPatient" in ds else None
+        if ("ImageOrientationPatient" in ds and iop is None) or ("ImagePositionPatient" in ds and ipp is None):
             raise InputError(f, "malformed ImagePositionPatient/ImageOrientationPatient")
-        if not all(np.isfinite(v) for v in [slope, intercept, *tags["spacing"], *(tags["ipp"] or []), *(tags["iop"] or [])]):
-            raise InputError(f, "non-finite geometry or rescale values")
+        image_type = [str(v).upper() for v in (getattr(ds, "ImageType", None) or [])]
+        slices.append(_Slice(f, ds, str(getattr(ds, "SeriesInstanceUID", "") or "unknown"), tuple(iop) if iop else None, ipp, "LOCALIZER" in image_type))
+    if not slices:
+        raise InputError(folder, f"no DICOM images in the folder ({len(skipped)} other files)")
+    group = _select_series(slices, folder, series_uid)
+    used = {id(s) for s in group}
+    skipped += [f"{s.path.name}: {'localizer' if s.localizer else 'other series ' + s.series}" for s in slices if id(s) not in used]
+
+    hus, spacings = [], set()
+    for s in group:
+        ds = s.ds
+        try:
+            arr = ds.pixel_array.astype(np.float64)
+        except Exception as e:
+            ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+            name = getattr(ts, "name", str(ts)) if ts is not None else "unknown transfer syntax"
+            raise InputError(s.path, f"pixel data cannot be decoded ({name}; {e.__class__.__name__}): install pydicom's decoder plugins (pylibjpeg, pylibjpeg-libjpeg, pylibjpeg-openjpeg)") from None
+        if arr.ndim != 2:
+            raise InputError(s.path, f"expected one 2D slice per file, got shape {arr.shape}")
+        slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
+        intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
+        sp = _floats(getattr(ds, "PixelSpacing", None) or (), 2)
+        spacings.add(tuple(sp) if sp else ())
+        if not all(np.isfinite(v) for v in [slope, intercept, *(sp or []), *(s.ipp or []), *(s.iop or [])]):
+            raise InputError(s.path, "non-finite geometry or rescale values")
         hu = arr * slope + intercept
         if not np.isfinite(hu).all():
-            raise InputError(f, "NaN/inf pixel values")
-        slices.append((f, tags, hu))
-    shapes = {s[2].shape for s in slices}
+            raise InputError(s.path, "NaN/inf pixel values")
+        hus.append(hu)
+    shapes = {h.shape for h in hus}
     if len(shapes) > 1:
         raise InputError(folder, f"slices of different sizes {sorted(shapes)}")
-    spacings = {t["spacing"] for _, t, _ in slices}
     if len(spacings) > 1:
         raise InputError(folder, f"slices with different pixel spacings {sorted(spacings)}")
-    spacing_t = spacings.pop()
-    spacing = (spacing_t[0], spacing_t[1]) if len(spacing_t) == 2 and min(spacing_t) > 0 else None
+    sp_t = spacings.pop()
+    spacing = (sp_t[0], sp_t[1]) if len(sp_t) == 2 and min(sp_t) > 0 else None
+    modality = str(getattr(group[0].ds, "Modality", "") or "") or None
 
-    have_pos = all(t["ipp"] is not None and t["iop"] is not None for _, t, _ in slices)
+    have_pos = all(s.ipp is not None and s.iop is not None for s in group)
+    geo: dict[str, Any] = {"series_uid": group[0].series, "modality": modality, "skipped": skipped}
     if not have_pos:
-        if len(slices) > 1:
-            raise InputError(folder, "slices without ImagePositionPatient/ImageOrientationPatient: cannot order them or know the thickness")
-        thickness = slices[0][1]["thickness"]
-        out = (slices[0][2][None], spacing, thickness if thickness and thickness > 0 else None, np.zeros(1))
-        return (*out, None) if with_geometry else out
-    orient = np.asarray(slices[0][1]["iop"], dtype=np.float64)
+        inst = [getattr(s.ds, "InstanceNumber", None) for s in group]
+        if len(group) > 1 and (None in inst or len(set(int(i) for i in inst)) != len(inst)):
+            raise InputError(folder, "slices without ImagePositionPatient and without unique InstanceNumbers: their order is unknown")
+        order = np.argsort([int(i) for i in inst]) if len(group) > 1 else np.array([0])
+        hu = np.stack([hus[i] for i in order])
+        geo.update({"order": "InstanceNumber", "orientation": None, "origin": None, "last": None,
+                    "slice_extents_mm": np.full(len(order), np.nan), "uniform": True})
+        out = (hu, spacing, None, np.full(len(order), np.nan))
+        return (*out, geo) if with_geometry else out
+    orient = np.asarray(group[0].iop, dtype=np.float64)
     normal = np.cross(orient[:3], orient[3:])
     if not np.linalg.norm(normal) > 0.5:
-        raise InputError(slices[0][0], f"degenerate ImageOrientationPatient {orient.tolist()}")
-    pos = np.array([float(np.dot(np.asarray(t["ipp"], float), normal)) for _, t, _ in slices])
-    order = np.argsort(pos)
+        raise InputError(group[0].path, f"degenerate ImageOrientationPatient {orient.tolist()}")
+    pos = np.array([float(np.dot(np.asarray(s.ipp, float), normal)) for s in group])
+    order = np.argsort(pos, kind="stable")
     pos = pos[order]
     steps = np.diff(pos)
     if len(steps) and (steps < tolerance).any():
         i = int(np.argmin(steps))
-        raise InputError(folder, f"duplicate slice position {pos[i]:.2f} mm ({slices[order[i]][0].name}, {slices[order[i + 1]][0].name})")
-    thickness = None
+        raise InputError(folder, f"duplicate slice position {pos[i]:.2f} mm ({group[order[i]].path.name}, {group[order[i + 1]].path.name})")
+    uniform = True
     if len(steps):
-        h = float(np.median(steps))
-        if (np.abs(steps - h) > tolerance * max(h, 1.0)).any():
-            k = int(np.argmax(np.abs(steps - h)))
-            raise InputError(folder, f"missing or uneven slice: positions jump by {steps[k]:.2f} mm after {pos[k]:.2f} mm (typical step {h:.2f} mm)")
-        thickness = h
+        uniform = _check_steps(steps, pos, folder, tolerance)
+        spacing_z = float(np.median(steps)) if uniform else None
+        extents = slice_extents_mm(pos) if not uniform else np.full(len(pos), float(np.median(steps)))
     else:
-        t = slices[0][1]["thickness"]
-        thickness = t if t and t > 0 else None
-    hu = np.stack([slices[i][2] for i in order])
-    if with_geometry:
-        geo = {"orientation": [float(v) for v in orient], "origin": list(slices[order[0]][1]["ipp"])}
-        return hu, spacing, thickness, pos, geo
-    return hu, spacing, thickness, pos
+        t = float(getattr(group[0].ds, "SliceThickness", 0) or 0)
+        spacing_z = t if t > 0 else None
+        extents = np.full(1, spacing_z if spacing_z else np.nan)
+    hu = np.stack([hus[i] for i in order])
+    geo.update({"order": "ImagePositionPatient", "orientation": [float(v) for v in orient], "origin": list(group[order[0]].ipp),
+                "last": list(group[order[-1]].ipp), "slice_extents_mm": extents, "uniform": uniform})
+    return (hu, spacing, spacing_z, pos, geo) if with_geometry else (hu, spacing, spacing_z, pos)
+
+
+def check_ct_values(hu: np.ndarray, path: str | Path, convention: str = "auto") -> None:
+    """Refuse a volume whose values are not Hounsfield units, unless the user stated the
+    convention (``convention="hu"``). Head CT in HU holds air (below -500 HU) around the
+    head; a volume without it lacks its rescale intercept, is pre-windowed 8-bit, or is not
+    CT. Raises :class:`InputError` naming the file and the value range."""
+    if convention == "hu":
+        return
+    lo, hi = float(np.min(hu)), float(np.max(hu))
+    if lo >= 0 and hi <= 255:
+        raise InputError(path, f"values {lo:g}..{hi:g} look like 8-bit pre-windowed slices, not HU; if they are, give --intensity windowed")
+    if lo > -500:
+        raise InputError(path, f"values {lo:g}..{hi:g} are not Hounsfield units (no air below -500 HU; missing rescale intercept?); if they are HU, give --intensity hu")
+
+
+__all__: Sequence[str] = ["check_ct_values", "folder_has_dicom", "read_dicom_series", "slice_extents_mm"]

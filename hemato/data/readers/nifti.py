@@ -20,7 +20,9 @@ def window_hu(hu: np.ndarray, level: float = 40.0, width: float = 120.0) -> np.n
 def read_nifti(path: str | Path, kind: str = "image") -> tuple[np.ndarray, tuple[float, float], float, np.ndarray]:
     """Read a NIfTI file as axial slices.
 
-    Returns ``(data (Z, H, W) float64, spacing (row, col) mm, thickness mm, affine)``; the
+    Returns ``(data (Z, H, W) float64, spacing (row, col) mm, slice spacing mm, affine)``
+    (lengths in mm whatever unit the header states; the slice spacing is the distance
+    between slice planes, from the affine's determinant, so sheared grids measure right); the
     volume is first reoriented to the closest canonical (RAS+) orientation, so the third
     voxel axis runs inferior -> superior, and each slice is displayed radiologically
     (anterior up). ``kind="mask"`` requires binary values.
@@ -49,12 +51,24 @@ def read_nifti(path: str | Path, kind: str = "image") -> tuple[np.ndarray, tuple
     zooms = [float(z) for z in img.header.get_zooms()[:3]]
     if not all(np.isfinite(z) and z > 0 for z in zooms):
         raise InputError(path, f"invalid voxel size {zooms} in the header")
+    unit = img.header.get_xyzt_units()[0]
+    scale = {"mm": 1.0, "unknown": 1.0, "meter": 1000.0, "micron": 0.001}.get(unit)
+    if scale is None:
+        raise InputError(path, f"spatial unit {unit!r} in the header is not a length")
+    zooms = [z * scale for z in zooms]
+    # the voxel volume is |det| of the affine's 3x3 part, which equals the product of the
+    # zooms only for an orthogonal grid; a sheared grid (gantry tilt) has a smaller one: the
+    # slice spacing reported is the distance between slice planes, det / in-plane pixel area
+    det = abs(float(np.linalg.det(img.affine[:3, :3]))) * scale**3
+    if not np.isfinite(det) or det <= 0:
+        raise InputError(path, "singular affine in the header")
     # RAS voxel axes (x: left->right, y: posterior->anterior, z: inferior->superior);
     # slice k = data[:, :, k]; display rows = anterior->posterior, cols = patient right->left
     slices = np.transpose(data, (2, 1, 0))[:, ::-1, ::-1]
     spacing = (zooms[1], zooms[0])
+    slice_spacing = det / (zooms[0] * zooms[1])
     if kind == "mask":
         values = np.unique(slices)
         if not set(values.tolist()) <= {0.0, 1.0} and not set(values.tolist()) <= {0.0, 255.0}:
             raise InputError(path, f"mask is not binary (values {values[:6].tolist()}...)")
-    return np.ascontiguousarray(slices), spacing, zooms[2], img.affine
+    return np.ascontiguousarray(slices), spacing, slice_spacing, img.affine

@@ -1,0 +1,86 @@
+"""Weights shipped inside the package, and the tool that packs them.
+
+    python -m hemato.weights pack RUN_DIR [RUN_DIR ...] --output hemato/weights/NAME.pt
+
+A packed file is one ``torch.save`` dict that ``torch.load(weights_only=True)`` reads (only
+tensors, numbers, strings, lists and dicts: no pickled code runs):
+
+    {"format": "hemato-weights/1", "model": {network kwargs}, "contract": {Contract fields},
+     "members": [state_dict, ...], "provenance": {...}}
+
+With several members (e.g. the models of the cross-validation folds) the prediction is the
+mean of their probabilities. ``hemato.predict`` uses :func:`default_model_path` when no
+``--checkpoint`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "hemato-weights/1"
+HERE = Path(__file__).resolve().parent
+DEFAULT_NAME = "ctich_ours_cv5.pt"
+
+
+def default_model_path() -> Path:
+    """The default model's file inside the installed package."""
+    return HERE / DEFAULT_NAME
+
+
+def pack(run_dirs: list[str | Path], output: str | Path, contract: dict[str, Any] | None = None, note: str = "") -> Path:
+    """Pack the tested checkpoints of ``run_dirs`` (same network configuration) into one
+    weights file; ``contract`` overrides fields of the first checkpoint's contract. The
+    state dicts are stored in fp32; returns the path."""
+    from hemato.predict import load_model
+
+    members, model_cfg, con, prov = [], None, None, []
+    for d in map(Path, run_dirs):
+        metrics = json.loads((d / "metrics.json").read_text())
+        ck = Path(metrics.get("best_checkpoint") or d / "checkpoints" / "last.ckpt")
+        if not ck.is_file():
+            ck = d / "checkpoints" / ck.name
+        lm = load_model(ck)
+        cfg = {k: v for k, v in lm.identity["model"].items()}
+        if model_cfg is None:
+            model_cfg, con = cfg, lm.contract.as_dict()
+        elif cfg != model_cfg:
+            raise ValueError(f"{d}: network configuration {cfg} differs from the first run's {model_cfg}")
+        state = torch.load(ck, map_location="cpu", weights_only=True)["state_dict"]
+        members.append({k.removeprefix("net."): v.float() if v.is_floating_point() else v for k, v in state.items() if k.startswith("net.")})
+        split = json.loads((d / "split.json").read_text())
+        prov.append({"run": d.name, "checkpoint_sha256": hashlib.sha256(ck.read_bytes()).hexdigest(), "fold": split.get("fold"),
+                     "test_patients": split["split"]["test"], "epochs": metrics.get("epochs")})
+    assert con is not None
+    con = {**con, **(contract or {})}
+    payload = {"format": FORMAT, "model": model_cfg, "contract": con, "members": members, "provenance": {"members": prov, "note": note}}
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(output)
+    return output
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m hemato.weights", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("pack", help="pack finished runs' checkpoints into one weights file")
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--output", required=True)
+    p.add_argument("--trained-on", help="contract's trained_on text")
+    p.add_argument("--note", default="")
+    a = ap.parse_args(argv)
+    try:
+        out = pack(a.runs, a.output, {"trained_on": a.trained_on} if a.trained_on else None, a.note)
+    except (OSError, ValueError, KeyError) as e:
+        print(f"hemato.weights: error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0

@@ -1,0 +1,5 @@
+import sys
+
+from hemato.weights import main
+
+sys.exit(main())

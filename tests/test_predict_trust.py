@@ -1,0 +1,267 @@
+"""No silent wrong number: each input that once gave a wrong volume with status "ok" now
+gives the right number or a one-line error naming the file and the problem.
+
+The network here is an exact pointwise "threshold network" (windowed blood-bright pixels ->
+bleed; bone excluded), so every scan has a known right answer and the whole predict path
+(reading, geometry, windowing, engine, volume, files) is what is tested.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import hemato.predict as P
+from hemato.data.readers.errors import InputError
+from hemato.engine import Contract
+from tests.data.files import write_dicom_series, write_nifti, write_png
+
+SP = (0.5, 0.5)  # pixel spacing, mm
+
+
+def _bright_forward(x: torch.Tensor) -> torch.Tensor:
+    """Logit > 0 exactly where the 40/120-windowed value is blood-like (0.6..0.95)."""
+    return torch.where((x > 0.6) & (x < 0.95), torch.full_like(x, 10.0), torch.full_like(x, -10.0))
+
+
+_bright_forward.size_divisor = 32  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def threshold_network(monkeypatch: pytest.MonkeyPatch):
+    def load(path, device="cpu", channels_last=None):
+        con = Contract(input_size=64, trained_on="test threshold network")
+        return P.LoadedModel(_bright_forward, 64, {"checkpoint": str(path), "sha256": "0" * 64, "model": {"name": "test"}}, None, con)
+
+    monkeypatch.setattr(P, "load_model", load)
+
+
+def head(z: int = 6, blood: tuple[slice, slice, slice] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(Z, 64, 64) HU: air outside a 'skull' ring, brain 30 HU, blood 70 HU; and the truth."""
+    yy, xx = np.mgrid[:64, :64]
+    r2 = (yy - 32) ** 2 + (xx - 32) ** 2
+    hu = np.full((z, 64, 64), -1000.0)
+    hu[:, r2 < 30**2] = 1000.0  # bone
+    hu[:, r2 < 27**2] = 30.0
+    truth = np.zeros(hu.shape, bool)
+    blood = blood or (slice(1, 4), slice(20, 30), slice(22, 36))
+    truth[blood] = True
+    hu[truth] = 70.0
+    return hu, truth
+
+
+def ml(voxels: int, sp=SP, h=5.0) -> float:
+    return voxels * sp[0] * sp[1] * h / 1000.0
+
+
+def run(inp: Path, out: Path, **kw) -> dict:
+    return P.predict("model.pt", inp, out, **kw)
+
+
+# ------------------------------------------------------------------ intensities (item 2)
+def test_nifti_without_intercept_is_refused_unless_stated(tmp_path: Path) -> None:
+    hu, truth = head()
+    write_nifti(tmp_path / "raw.nii.gz", hu + 1024, spacing=SP, thickness=5.0)  # stored values, no -1024
+    with pytest.raises(InputError, match="not Hounsfield units"):
+        run(tmp_path / "raw.nii.gz", tmp_path / "o1")
+    good = tmp_path / "hu.nii.gz"
+    write_nifti(good, hu, spacing=SP, thickness=5.0)
+    assert run(good, tmp_path / "o2")["volume_ml"] == pytest.approx(ml(truth.sum()))
+
+
+def test_prewindowed_8bit_nifti_is_refused_or_read_as_stated(tmp_path: Path) -> None:
+    from hemato.data.readers.nifti import window_hu
+
+    hu, truth = head()
+    write_nifti(tmp_path / "w.nii.gz", window_hu(hu).astype(np.float64), spacing=SP, thickness=5.0, dtype=np.uint8)
+    with pytest.raises(InputError, match="8-bit pre-windowed"):
+        run(tmp_path / "w.nii.gz", tmp_path / "o1")
+    r = run(tmp_path / "w.nii.gz", tmp_path / "o2", intensity="windowed")
+    assert r["volume_ml"] == pytest.approx(ml(truth.sum())) and r["volume_status"] == "ok"
+
+
+def test_non_ct_dicom_is_refused(tmp_path: Path) -> None:
+    hu, _ = head()
+    write_dicom_series(tmp_path / "mr", hu, spacing=SP, modality="MR")
+    with pytest.raises(InputError, match="Modality is MR"):
+        run(tmp_path / "mr", tmp_path / "o")
+
+
+def test_contract_threshold_and_window_are_applied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hu, truth = head()
+    write_nifti(tmp_path / "s.nii.gz", hu, spacing=SP, thickness=5.0)
+    assert run(tmp_path / "s.nii.gz", tmp_path / "o1", threshold=0.9)["volume_ml"] == pytest.approx(ml(truth.sum()))  # p = 0.99995
+    # a model trained on another window: 70 HU blood is no longer in the bright band
+    def load(path, device="cpu", channels_last=None):
+        return P.LoadedModel(_bright_forward, 64, {"checkpoint": "x", "sha256": "0"}, None, Contract(input_size=64, window_level=300, window_width=400))
+
+    monkeypatch.setattr(P, "load_model", load)
+    r = run(tmp_path / "s.nii.gz", tmp_path / "o2")
+    assert r["contract"]["window_level"] == 300 and r["volume_ml"] == 0.0
+
+
+# ------------------------------------------------------------------ geometry (items 3, 4, 5)
+def test_tilted_dicom_series_volume_and_mask_position(tmp_path: Path) -> None:
+    import nibabel as nib
+
+    tilt = math.radians(20)
+    n = 6
+    hu, truth = head(n)
+    ipps = [[-100.0, -100.0 + k * 5.0 * math.sin(tilt), k * 5.0 * math.cos(tilt)] for k in range(n)]
+    write_dicom_series(tmp_path / "tilt", hu, spacing=SP, ipps=ipps)
+    r = run(tmp_path / "tilt", tmp_path / "o")
+    h = 5.0 * math.cos(tilt)  # distance between slice planes
+    assert r["slice_spacing_mm"] == pytest.approx(h) and r["volume_ml"] == pytest.approx(ml(truth.sum(), h=h))
+    m = nib.load(tmp_path / "o" / "mask.nii.gz")
+    data = np.asarray(m.dataobj)  # (col, row, slice)
+    k = n - 1
+    # voxel (col 0, row 0, slice k) must sit where slice k's first pixel is (LPS -> RAS)
+    world = m.affine @ np.array([0, 0, k, 1.0])
+    lps = np.array(ipps[k])
+    assert np.allclose(world[:3], [-lps[0], -lps[1], lps[2]], atol=1e-6)
+    assert (np.transpose(data, (2, 1, 0)).astype(bool) == truth).all()
+
+
+def test_sheared_nifti_uses_the_voxel_volume_of_the_affine(tmp_path: Path) -> None:
+    import nibabel as nib
+
+    hu, truth = head()
+    t = math.radians(20)
+    arr = np.transpose(hu[:, ::-1, ::-1], (2, 1, 0)).astype(np.int16)
+    affine = np.array([[SP[1], 0, 0, 0], [0, SP[0], 5.0 * math.sin(t), 0], [0, 0, 5.0 * math.cos(t), 0], [0, 0, 0, 1.0]])
+    nib.save(nib.Nifti1Image(arr, affine), str(tmp_path / "shear.nii.gz"))
+    r = run(tmp_path / "shear.nii.gz", tmp_path / "o")
+    assert r["volume_ml"] == pytest.approx(ml(truth.sum(), h=5.0 * math.cos(t)), rel=1e-6)
+
+
+def test_nifti_in_metres_is_converted(tmp_path: Path) -> None:
+    import nibabel as nib
+
+    hu, truth = head()
+    arr = np.transpose(hu[:, ::-1, ::-1], (2, 1, 0)).astype(np.int16)
+    img = nib.Nifti1Image(arr, np.diag([SP[1] / 1000, SP[0] / 1000, 0.005, 1.0]))
+    img.header.set_xyzt_units("meter")
+    nib.save(img, str(tmp_path / "m.nii.gz"))
+    assert run(tmp_path / "m.nii.gz", tmp_path / "o")["volume_ml"] == pytest.approx(ml(truth.sum()))
+
+
+def test_gaps_in_slice_numbers_refuse_the_volume(tmp_path: Path) -> None:
+    from hemato.data.readers.nifti import window_hu
+
+    hu, _ = head()
+    for k in (0, 2, 4):  # every other slice of a scan
+        write_png(tmp_path / "gap" / f"slice_{k:02d}.png", window_hu(hu[k]))
+    r = run(tmp_path / "gap", tmp_path / "o", spacing=SP, thickness=5.0)
+    assert r["volume_ml"] is None and "slice numbers 1, 3 are missing" in r["volume_status"]
+
+
+def test_two_slice_spacings_measure_with_per_slice_extents(tmp_path: Path) -> None:
+    n = 8
+    hu, truth = head(n, (slice(2, 7), slice(20, 30), slice(22, 36)))
+    z = [0, 2.5, 5, 7.5, 10, 15, 20, 25]
+    write_dicom_series(tmp_path / "two", hu, spacing=SP, positions=z)
+    r = run(tmp_path / "two", tmp_path / "o")
+    per_slice = truth.reshape(n, -1).sum(1) * SP[0] * SP[1]
+    ext = [2.5, 2.5, 2.5, 2.5, 3.75, 5, 5, 5]
+    assert r["volume_ml"] == pytest.approx(float(np.dot(per_slice, ext)) / 1000) and r["volume_status"].startswith("ok")
+
+
+def test_an_isolated_missing_dicom_slice_is_still_refused(tmp_path: Path) -> None:
+    hu, _ = head(5)
+    write_dicom_series(tmp_path / "gap", hu, spacing=SP, positions=[0, 5, 10, 20, 25])
+    with pytest.raises(InputError, match="missing or uneven slice"):
+        run(tmp_path / "gap", tmp_path / "o")
+
+
+def test_secondary_capture_without_positions(tmp_path: Path) -> None:
+    hu, truth = head()
+    write_dicom_series(tmp_path / "sc", hu, spacing=SP, with_ipp=False)  # files in shuffled order
+    r = run(tmp_path / "sc", tmp_path / "o1")
+    assert r["volume_ml"] is None and "slice spacing unknown" in r["volume_status"]
+    assert "InstanceNumber" in r["geometry_source"]["thickness"]
+    r = run(tmp_path / "sc", tmp_path / "o2", thickness=5.0)
+    assert r["volume_ml"] == pytest.approx(ml(truth.sum()))
+    areas = [s["area_px"] for s in r["slices"]]
+    assert areas == truth.reshape(len(truth), -1).sum(1).tolist()  # ordered by InstanceNumber
+
+
+# ------------------------------------------------------------------ DICOM series (item 7)
+def test_interleaved_second_series_is_not_merged(tmp_path: Path) -> None:
+    hu, truth = head()
+    write_dicom_series(tmp_path / "s", hu, spacing=SP, series="1.2.3.1", prefix="A")
+    write_dicom_series(tmp_path / "s", hu, spacing=SP, series="1.2.3.2", positions=[2.5 + 5 * k for k in range(len(hu))], prefix="B")
+    with pytest.raises(InputError, match=r"2 image series: 1\.2\.3\.1 \(6 images\); 1\.2\.3\.2 \(6 images\)"):
+        run(tmp_path / "s", tmp_path / "o")
+    r = run(tmp_path / "s", tmp_path / "o", series_uid="1.2.3.2")
+    assert r["volume_ml"] == pytest.approx(ml(truth.sum()))
+
+
+def test_scout_stray_files_and_preview_are_skipped(tmp_path: Path) -> None:
+    hu, truth = head()
+    d = tmp_path / "scan"
+    write_dicom_series(d, hu, spacing=SP)
+    write_dicom_series(d, hu[:1], spacing=SP, iop=(1, 0, 0, 0, 0, -1), image_type=["ORIGINAL", "PRIMARY", "LOCALIZER"], prefix="SCOUT")
+    (d / "notes.txt").write_text("exported by PACS")
+    write_png(d / "preview.jpg", np.zeros((64, 64), np.uint8))
+    r = run(d, tmp_path / "o")
+    assert r["input"]["kind"] == "dicom" and r["n_slices"] == 6
+    assert r["volume_ml"] == pytest.approx(ml(truth.sum()))
+
+
+def test_compressed_dicom_is_decoded(tmp_path: Path) -> None:
+    from pydicom.uid import JPEG2000Lossless, RLELossless
+
+    hu, truth = head()
+    for uid in (RLELossless, JPEG2000Lossless):
+        write_dicom_series(tmp_path / uid.name, hu, spacing=SP, compress=uid)
+        assert run(tmp_path / uid.name, tmp_path / f"o-{uid.name}")["volume_ml"] == pytest.approx(ml(truth.sum())), uid.name
+
+
+# ------------------------------------------------------------------ outputs (item 9), inputs
+def test_output_folder_is_the_report_whole(tmp_path: Path) -> None:
+    from hemato.data.readers.nifti import window_hu
+
+    hu, _ = head()
+    write_dicom_series(tmp_path / "dcm", hu, spacing=SP)
+    run(tmp_path / "dcm", tmp_path / "out")
+    assert (tmp_path / "out" / "mask.nii.gz").is_file()
+    for k in range(len(hu)):
+        write_png(tmp_path / "png" / f"{k}.png", window_hu(hu[k]))
+    run(tmp_path / "png", tmp_path / "out")
+    assert not (tmp_path / "out" / "mask.nii.gz").exists() and (tmp_path / "out" / "mask").is_dir()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.docx").write_text("x")
+    with pytest.raises(InputError, match="not an empty folder or an earlier hemato report"):
+        run(tmp_path / "dcm", tmp_path / "mine")
+    assert (tmp_path / "mine" / "thesis.docx").exists()
+
+
+def test_a_folder_of_several_patients_is_refused(tmp_path: Path) -> None:
+    img = np.zeros((64, 64), np.uint8)
+    for name in ("077_20", "077_21", "081_13", "081_14"):
+        write_png(tmp_path / "mix" / f"{name}.png", img)
+    with pytest.raises(InputError, match=r"slices of 2 patients \('077', '081'\)"):
+        run(tmp_path / "mix", tmp_path / "o")
+
+
+def test_cli_slice_spacing_flag_and_cuda_on_cpu(tmp_path: Path) -> None:
+    hu, truth = head()
+    write_dicom_series(tmp_path / "sc", hu, spacing=SP, with_ipp=False)
+    with pytest.raises(InputError, match="--device cuda"):
+        if torch.cuda.is_available():
+            raise InputError(tmp_path, "--device cuda skipped: a GPU is present")
+        run(tmp_path / "sc", tmp_path / "o", device="cuda")
+    r = run(tmp_path / "sc", tmp_path / "o", thickness=2.5)
+    assert r["slice_spacing_mm"] == 2.5 and r["geometry_source"]["thickness"] == "--slice-spacing"
+    # the real CLI spells it --slice-spacing (its own model: the default weights)
+    proc = subprocess.run([sys.executable, "-m", "hemato.predict", "--help"], capture_output=True, text=True, timeout=60)
+    assert "--slice-spacing" in proc.stdout and "--intensity" in proc.stdout and "--series" in proc.stdout
+    assert json.loads((tmp_path / "o" / "report.json").read_text())["slice_spacing_mm"] == 2.5
