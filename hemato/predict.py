@@ -435,7 +435,7 @@ def predict(
         report["abc2"] = None  # ABC/2's C assumes one spacing
     elif known:
         report["volume_ml"] = volume_from_areas_ml([s["area_mm2"] for s in slices], scan.thickness_mm)
-        report["abc2"] = {k: (float(v) if k not in ("n_slices", "slice") else int(v)) for k, v in abc2(mask, scan.spacing_mm, scan.thickness_mm).items()}
+        report["abc2"] = abc2(mask, scan.spacing_mm, scan.thickness_mm)
     else:
         missing = [k for k, v in (("pixel spacing", scan.spacing_mm), ("slice spacing", scan.thickness_mm)) if v is None]
         report["volume_status"] = f"volume unavailable: {' and '.join(missing)} unknown (give --spacing/--slice-spacing)"
@@ -512,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     for w in r.get("warnings", []):
         print(f"hemato.predict: warning: {w}", file=sys.stderr)
     vol = f"{r['volume_ml']:.2f} ml" if r["volume_ml"] is not None else r["volume_status"]
-    abc = f", ABC/2 {r['abc2']['volume_ml']:.2f} ml" if r["abc2"] else ""
+    abc = f", ABC/2 {r['abc2']['volume_ml']:.2f} ml ({r['abc2']['n_bleeds']} bleed{'s' if r['abc2']['n_bleeds'] != 1 else ''})" if r["abc2"] else ""
     print(f"{r['patient']}: {vol}{abc}, {r['n_bleed_slices']} of {r['n_slices']} slices with bleed -> {a.output}/report.json")
     return 0
 

@@ -119,15 +119,21 @@ def convert_nifti(images: Path, masks: Path | None, out: Path, level: float = 40
     rows = []
     for f in _images_in(images, (".nii", ".gz")):
         pid = f.name.removesuffix(".gz").removesuffix(".nii")
-        hu, spacing, thickness, _ = read_nifti(f)
+        hu, spacing, thickness, affine = read_nifti(f)
         m = None
         if masks is not None:
             mf = masks / f.name
             if not mf.is_file():
                 raise InputError(f, f"no mask {mf}")
-            m, _, _, _ = read_nifti(mf, kind="mask")
+            m, _, _, m_affine = read_nifti(mf, kind="mask")
             if m.shape != hu.shape:
                 raise InputError(mf, f"mask shape {m.shape} differs from image shape {hu.shape}")
+            # same voxel grid in space, not only the same shape: a mask saved with another
+            # affine lies elsewhere in the patient (tolerance: 1 % of a voxel, in mm)
+            tol = 0.01 * min(spacing[0], spacing[1], thickness)
+            diff = float(np.abs(m_affine - affine).max())
+            if diff > tol:
+                raise InputError(mf, f"mask geometry (affine) differs from the image's by up to {diff:.3g} mm: the mask is not on the image's voxel grid")
             m = m > 0
         rows += _stack_rows(out, pid, window_hu(hu, level, width), m, _geometry(spacing, thickness))
     return write_manifest(out, rows)
@@ -141,7 +147,9 @@ def convert_dicom(series_root: Path, out: Path, level: float = 40.0, width: floa
     if not folders:
         raise InputError(series_root, "no series sub-folders")
     for d in folders:
-        hu, spacing, thickness, _ = read_dicom_series(d)
+        hu, spacing, thickness, _, geo = read_dicom_series(d, with_geometry=True)
+        if geo["order"] == "ImagePositionPatient" and not geo["uniform"]:
+            raise InputError(d, "the series has more than one slice spacing, which a manifest (one slice spacing per patient) cannot hold")
         pid = d.name if keep_names else pseudonym(d.name)
         rows += _stack_rows(out, pid, window_hu(hu, level, width), None, _geometry(spacing, thickness))
     return write_manifest(out, rows)

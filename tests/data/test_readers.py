@@ -80,6 +80,22 @@ def test_nifti_importer_exact_volume(tmp_path) -> None:
     assert planimetric_volume_ml(rec.mask, rec.spacing_mm, rec.thickness_mm) == pytest.approx(expected, rel=1e-6)
 
 
+def test_nifti_importer_refuses_a_mask_on_another_grid(tmp_path) -> None:
+    import nibabel as nib
+
+    hu, mask = blob_volume()
+    (tmp_path / "ct").mkdir()
+    (tmp_path / "m").mkdir()
+    write_nifti(tmp_path / "ct" / "049.nii", hu, spacing=(0.42, 0.42), thickness=4.5)
+    # same shape, but saved with another affine (shifted 10 mm): it lies elsewhere in space
+    arr = np.transpose(mask[:, ::-1, ::-1], (2, 1, 0)).astype(np.uint8)
+    affine = np.diag([0.42, 0.42, 4.5, 1.0])
+    affine[:3, 3] = [10.0, 0, 0]
+    nib.save(nib.Nifti1Image(arr, affine), str(tmp_path / "m" / "049.nii"))
+    with pytest.raises(InputError, match=r"049.nii: mask geometry \(affine\) differs from the image's by up to 10 mm"):
+        convert.convert_nifti(tmp_path / "ct", tmp_path / "m", tmp_path / "ds")
+
+
 def test_nifti_errors(tmp_path) -> None:
     hu, mask = blob_volume()
     bad = hu.copy()

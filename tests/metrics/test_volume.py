@@ -78,15 +78,68 @@ def test_abc2_of_an_ellipsoid_matches_its_volume() -> None:
     assert r["volume_ml"] == pytest.approx(true, rel=0.08)
 
 
-def test_abc2_overestimates_a_crescent() -> None:
-    # a subdural-like crescent: the band between two offset circles, over several slices
+def test_abc2_of_a_crescent_uses_the_chord_inside_it() -> None:
+    # a subdural-like crescent: B is its thickness (the longest chord INSIDE it perpendicular
+    # to A), not the width of its bounding shape, which doubled the old ABC/2
     rr, cc = np.mgrid[:200, :200]
     outer = (rr - 100) ** 2 + (cc - 100) ** 2 <= 80**2
     inner = (rr - 100) ** 2 + (cc - 112) ** 2 <= 78**2
     crescent = outer & ~inner & (cc < 100)
     mask = np.stack([crescent] * 8)
     spacing, h = (0.5, 0.5), 5.0
-    assert abc2(mask, spacing, h)["volume_ml"] > 2.0 * planimetric_volume_ml(mask, spacing, h)
+    r = abc2(mask, spacing, h)
+    _, caliper_width, _ = feret_ab_mm(crescent, spacing)  # the old B
+    assert r["B_mm"] < caliper_width / 2
+    assert 0.5 < r["volume_ml"] / planimetric_volume_ml(mask, spacing, h) < 1.5
+
+
+def test_longest_perpendicular_chord_of_an_annulus() -> None:
+    # every chord perpendicular to a diameter that stays inside a ring of radii R > r is at
+    # most the tangent to the inner circle: 2 sqrt(R^2 - r^2)
+    from hemato.metrics.volume import longest_perpendicular_chord_mm
+
+    rr, cc = np.mgrid[:121, :121]
+    d2 = (rr - 60) ** 2 + (cc - 60) ** 2
+    ring = (d2 <= 50**2) & (d2 > 30**2)
+    b = longest_perpendicular_chord_mm(ring, (0.5, 0.5), np.array([1.0, 0.0]))
+    assert b == pytest.approx(2 * np.sqrt(50**2 - 30**2) * 0.5, abs=1.0)
+
+
+def test_abc2_is_per_bleed_and_summed() -> None:
+    spacing, h = (0.5, 0.5), 5.0
+    one = ellipsoid(10.0, 8.0, 10.0, spacing, h)  # (Z, H, W) centred
+    z, hh, ww = one.shape
+    two = np.zeros((z + 4, hh, 3 * ww), bool)
+    two[:z, :, :ww] = one  # bleed 1
+    two[4:, :, 2 * ww :] = one  # bleed 2, other slices, far to the side
+    alone = abc2(one, spacing, h)
+    both = abc2(two, spacing, h)
+    assert both["n_bleeds"] == 2 and both["volume_ml"] == pytest.approx(2 * alone["volume_ml"], rel=1e-6)
+    # C is each bleed's own extent, not the slices of both together
+    assert [b["C_mm"] for b in both["bleeds"]] == [alone["C_mm"]] * 2
+    # the old whole-mask A spanned both bleeds: A would have been > 2 x the bleed's A
+    assert both["A_mm"] == pytest.approx(alone["A_mm"])
+
+
+def test_abc2_drops_specks_below_the_stated_size() -> None:
+    spacing, h = (0.5, 0.5), 5.0
+    m = ellipsoid(10.0, 8.0, 10.0, spacing, h)
+    base = abc2(m, spacing, h)
+    specks = m.copy()
+    for k in range(0, specks.shape[2] - 2, 6):  # 1-voxel specks: 0.00125 ml each
+        specks[0, 0, k] = True
+    r = abc2(specks, spacing, h)
+    assert r["dropped_specks"] > 3 and r["n_bleeds"] == 1 and r["volume_ml"] == pytest.approx(base["volume_ml"])
+
+
+def test_abc2_kothari_weighting_counts_small_slices_less() -> None:
+    spacing, h = (0.5, 0.5), 5.0
+    m = np.zeros((3, 60, 60), bool)
+    m[0, 10:50, 10:50] = True  # full
+    m[1, 20:40, 20:40] = True  # 25 % of the largest -> 0.5
+    m[2, 28:32, 28:32] = True  # 1 % -> 0
+    assert abc2(m, spacing, h)["C_mm"] == 15.0
+    assert abc2(m, spacing, h, kothari=True)["C_mm"] == pytest.approx(7.5)
 
 
 def test_abc2_empty_and_bad_input() -> None:

@@ -33,6 +33,12 @@ import numpy as np
 
 from hemato.data.readers.errors import InputError
 
+# SOP classes that legitimately carry no pixel data and are skipped in a series folder:
+# Media Storage Directory (DICOMDIR), structured reports and key objects, presentation
+# states, encapsulated documents, RT structure sets
+NON_IMAGE_SOP_PREFIXES = ("1.2.840.10008.1.3.10", "1.2.840.10008.5.1.4.1.1.88.", "1.2.840.10008.5.1.4.1.1.11.",
+                          "1.2.840.10008.5.1.4.1.1.104.", "1.2.840.10008.5.1.4.1.1.481.3")
+
 
 @dataclass
 class _Slice:
@@ -160,13 +166,19 @@ def read_dicom_series(
     skipped: list[str] = []
     slices: list[_Slice] = []
     for f in files:
+        looks_dicom = _is_dicom_file(f)
         try:
-            ds = pydicom.dcmread(f, force=_is_dicom_file(f))
-        except (InvalidDicomError, Exception):  # not DICOM (a .txt, a preview.jpg): skip it
-            skipped.append(f"{f.name}: not DICOM")
+            ds = pydicom.dcmread(f)
+        except (InvalidDicomError, Exception) as e:
+            if looks_dicom:  # a DICOM file that does not parse is corrupt, never skipped
+                raise InputError(f, f"not a readable DICOM image ({e.__class__.__name__}: {str(e)[:80]})") from None
+            skipped.append(f"{f.name}: not DICOM")  # a .txt, a preview.jpg
             continue
         if "PixelData" not in ds:
-            skipped.append(f"{f.name}: no image (e.g. DICOMDIR, report)")
+            sop = str(getattr(ds, "SOPClassUID", "") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "") or "")
+            if not sop.startswith(NON_IMAGE_SOP_PREFIXES):  # an image (or unknown) file without pixels
+                raise InputError(f, "DICOM file without pixel data (truncated?)")
+            skipped.append(f"{f.name}: no image (DICOMDIR, report or presentation state)")
             continue
         modality = str(getattr(ds, "Modality", "") or "")
         if modality and modality != "CT":
