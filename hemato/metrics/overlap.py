@@ -90,8 +90,9 @@ class SliceStats(Metric):
                 state = torch.cat(state) if state else torch.zeros(0)
             cols[name] = state.reshape(-1)
         if len(cols["patient"]):
-            key = cols["patient"].to(torch.int64) * 1_000_000 + cols["slice_index"].to(torch.int64)
-            _, first = np.unique(key.cpu().numpy(), return_index=True)
+            # unique (patient, slice) rows; a 2-column key cannot collide whatever the indices
+            key = np.stack([cols["patient"].to(torch.int64).cpu().numpy(), cols["slice_index"].to(torch.int64).cpu().numpy()], 1)
+            _, first = np.unique(key, axis=0, return_index=True)
             idx = torch.as_tensor(np.sort(first), device=key.device)
             cols = {k: v[idx] for k, v in cols.items()}
         return cols
@@ -126,8 +127,9 @@ def patient_table(slices: pd.DataFrame, empty: str = "exclude") -> pd.DataFrame:
     df["bleed_slices_pred"] = g["pred"].apply(lambda s: int((s > 0).sum())).to_numpy()
     df["thickness_mm"] = thickness
     # NaN areas (unknown spacing) must give a NaN volume, never pandas' NaN-skipping 0 ml
-    df["pred_volume_ml"] = g["pred_area_mm2"].sum(skipna=False).to_numpy() * thickness / 1000.0
-    df["true_volume_ml"] = g["true_area_mm2"].sum(skipna=False).to_numpy() * thickness / 1000.0
+    # (a plain numpy sum propagates NaN; GroupBy.sum(skipna=...) exists only from pandas 3)
+    df["pred_volume_ml"] = g["pred_area_mm2"].agg(lambda s: float(np.sum(s.to_numpy()))).to_numpy() * thickness / 1000.0
+    df["true_volume_ml"] = g["true_area_mm2"].agg(lambda s: float(np.sum(s.to_numpy()))).to_numpy() * thickness / 1000.0
     scores = overlap_scores(df["inter"].to_numpy(), df["pred"].to_numpy(), df["gt"].to_numpy(), empty)
     for k, v in scores.items():
         df[k] = v
@@ -148,8 +150,11 @@ def summarize(slices: pd.DataFrame, patients: pd.DataFrame, prefix: str = "") ->
     for m in ("dice", "iou", "rvd", "rvd_signed"):
         out[f"{prefix}{m}_slice"] = mean(slices[m])
         out[f"{prefix}{m}_patient"] = mean(patients[m])
-    out[f"{prefix}volume_rmse_ml"] = rmse(patients["pred_volume_ml"], patients["true_volume_ml"])
-    out[f"{prefix}volume_mae_ml"] = mae(patients["pred_volume_ml"], patients["true_volume_ml"])
+    # volumes only where the spacing is known (``n_volume_patients`` says how many)
+    known = np.isfinite(patients["pred_volume_ml"].to_numpy(float)) & np.isfinite(patients["true_volume_ml"].to_numpy(float))
+    out[f"{prefix}volume_rmse_ml"] = rmse(patients["pred_volume_ml"][known], patients["true_volume_ml"][known])
+    out[f"{prefix}volume_mae_ml"] = mae(patients["pred_volume_ml"][known], patients["true_volume_ml"][known])
+    out[f"{prefix}n_volume_patients"] = float(known.sum())
     empty_s = slices["gt"] == 0
     empty_p = patients["gt"] == 0
     out[f"{prefix}n_slices"] = float(len(slices))

@@ -88,3 +88,19 @@ def test_unknown_spacing_gives_no_volume() -> None:
     pat = patient_table(slice_table(_stats(rows).compute(), ["A"]))
     assert math.isnan(pat["pred_volume_ml"].iloc[0]) and math.isnan(pat["true_volume_ml"].iloc[0])
     assert pat["dice"].iloc[0] == pytest.approx(8 / 12)  # overlap still scored
+
+
+def test_volume_errors_use_the_patients_with_known_spacing_and_keys_do_not_collide() -> None:
+    import torch
+
+    from hemato.metrics.overlap import SliceStats, patient_table, slice_table, summarize
+
+    st = SliceStats()
+    # patient 0: spacing known; patient 1: unknown (NaN area); slice 1_000_000 of patient 0
+    # would have collided with slice 0 of patient 1 under a patient * 1e6 + slice key
+    st.update(torch.tensor([0, 0, 1]), torch.tensor([0, 1_000_000, 0]), torch.tensor([5, 0, 5]), torch.tensor([10, 0, 10]),
+              torch.tensor([10, 0, 10]), torch.tensor([0.25, 0.25, float("nan")]), torch.tensor([5.0, 5.0, 5.0]))
+    sl = slice_table(st.compute(), ["a", "b"])
+    assert len(sl) == 3
+    s = summarize(sl, patient_table(sl))
+    assert s["n_volume_patients"] == 1 and s["volume_mae_ml"] == 0.0  # not NaN
