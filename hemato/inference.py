@@ -65,9 +65,12 @@ def set_threads(n: int | None = None) -> int:
     return n
 
 
-def torch_forward(net: torch.nn.Module, device: str | torch.device = "cpu", channels_last: bool = False, fold_bn: bool = False) -> Forward:
+def torch_forward(
+    net: torch.nn.Module, device: str | torch.device = "cpu", channels_last: bool = False, fold_bn: bool = False, bf16: bool = False
+) -> Forward:
     """A forward function for a torch network (eval mode, inference mode, on ``device``);
-    ``fold_bn`` runs a copy with batch norm folded into the convolutions (``fold_batchnorm``)."""
+    ``fold_bn`` runs a copy with batch norm folded into the convolutions (``fold_batchnorm``);
+    ``bf16`` runs it under bf16 autocast (logits returned in fp32)."""
     if fold_bn:
         from hemato.models.blocks import fold_batchnorm
 
@@ -76,12 +79,15 @@ def torch_forward(net: torch.nn.Module, device: str | torch.device = "cpu", chan
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
 
+    dev_type = torch.device(device).type
+
     @torch.inference_mode()
     def fwd(x: torch.Tensor) -> torch.Tensor:
         x = x.to(device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return net(x).float().cpu()
+        with torch.autocast(dev_type, dtype=torch.bfloat16, enabled=bf16):
+            return net(x).float().cpu()
 
     fwd.size_divisor = getattr(net, "size_divisor", 32)  # type: ignore[attr-defined]
     return fwd

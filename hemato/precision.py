@@ -109,5 +109,19 @@ def choose_precision(
     ratio = rates["bf16"] / rates["fp32"]
     rates = {k: round(v, 2) for k, v in rates.items()}
     if ratio >= min_speedup:
-        return PrecisionChoice("bf16-mixed", f"CPU has native bf16 and the probe trained {ratio:.2f}x faster in bf16", rates)
-    return PrecisionChoice("32-true", f"CPU has native bf16 but the probe trained only {ratio:.2f}x as fast in bf16 (< {min_speedup}x)", rates)
+        return PrecisionChoice("bf16-mixed", f"CPU has native bf16 and the probe ran {ratio:.2f}x faster in bf16", rates)
+    return PrecisionChoice("32-true", f"CPU has native bf16 but the probe ran only {ratio:.2f}x as fast in bf16 (< {min_speedup}x)", rates)
+
+
+def probe_inference_speed(fwd32: Callable[[torch.Tensor], torch.Tensor], fwd16: Callable[[torch.Tensor], torch.Tensor], input_size: int,
+                          batch_size: int = 4, steps: int = 2) -> dict[str, float]:
+    """Inference slices/s of two forward functions (fp32 and bf16) on random inputs."""
+    x = torch.rand(batch_size, 1, input_size, input_size, generator=torch.Generator().manual_seed(0))
+    out = {}
+    for name, f in (("fp32", fwd32), ("bf16", fwd16)):
+        f(x)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            f(x)
+        out[name] = steps * batch_size / (time.perf_counter() - t0)
+    return out

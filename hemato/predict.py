@@ -71,11 +71,13 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def load_model(path: str | Path, device: str = "cpu", channels_last: bool | None = None) -> LoadedModel:
+def load_model(path: str | Path, device: str = "cpu", channels_last: bool | None = None, precision: str = "32") -> LoadedModel:
     """Load a hemato ``.ckpt`` (``torch.load(weights_only=True)``: no code runs) or ``.onnx``.
 
     ``channels_last`` (torch only; default: on for CPU, where oneDNN's convolutions are
-    faster in that layout, see ``hemato.bench``)."""
+    faster in that layout, see ``hemato.bench``). ``precision``: ``32``, ``bf16`` or
+    ``auto`` (bf16 where the CPU has native bf16 and a short probe finds it faster; the
+    choice and reason are in ``identity["precision"]``); ONNX models run in fp32."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "checkpoint does not exist")
@@ -99,7 +101,7 @@ def load_model(path: str | Path, device: str = "cpu", channels_last: bool | None
     except Exception as e:
         raise InputError(path, f"not a loadable checkpoint, or it holds code/objects that are refused ({e.__class__.__name__}: {str(e)[:120]})") from None
     if isinstance(ckpt, dict) and ckpt.get("format") == "hemato-weights/1":
-        return _load_packed(path, ckpt, ident, device, channels_last)
+        return _with_precision(_load_packed(path, ckpt, ident, device, channels_last), precision, device, channels_last)
     hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     if not isinstance(hp, dict) or not isinstance(hp.get("model"), dict) or hp["model"].get("name") not in available():
         raise InputError(path, "not a hemato model checkpoint (no hemato model configuration)")
@@ -117,7 +119,50 @@ def load_model(path: str | Path, device: str = "cpu", channels_last: bool | None
     ident.update({"format": "lightning-checkpoint", "model": kwargs, "input_size": size, "contract": con.as_dict()})
     if channels_last is None:
         channels_last = str(device).startswith("cpu")
-    return LoadedModel(torch_forward(net, device, channels_last, fold_bn=True), size, ident, net, con)
+    return _with_precision(LoadedModel(torch_forward(net, device, channels_last, fold_bn=True), size, ident, net, con), precision, device, channels_last)
+
+
+def _with_precision(model: LoadedModel, precision: str, device: str, channels_last: bool | None) -> LoadedModel:
+    """Rebuild the forward in bf16 when ``precision`` asks for it (``auto``: by capability
+    and a probe, ``hemato.precision``); record the choice in ``identity["precision"]``."""
+    from hemato.precision import choose_precision, native_bf16, probe_inference_speed
+
+    req = {"32": "32-true", "fp32": "32-true", "bf16": "bf16-mixed", "auto": "auto"}.get(str(precision))
+    if req is None:
+        raise InputError(Path(str(precision)), "--precision must be auto, 32 or bf16")
+    nets = model.identity.pop("_nets", None) or ([model.net] if model.net is not None else [])
+    if not str(device).startswith("cpu") and req == "auto":
+        req = "32-true"
+    if req == "bf16-mixed" and str(device).startswith("cpu") and not native_bf16():
+        raise InputError(Path("bf16"), "--precision bf16 on a CPU without native bf16 (AVX512-BF16/AMX-BF16): emulated bf16 is much slower; use auto or 32")
+    if not nets:  # ONNX
+        model.identity["precision"] = {"precision": "32-true", "reason": "ONNX runs in fp32"}
+        return model
+    cl = str(device).startswith("cpu") if channels_last is None else channels_last
+
+    def build(bf16: bool) -> Forward:
+        fwds = [torch_forward(n, device, cl, fold_bn=True, bf16=bf16) for n in nets]
+        if len(fwds) == 1:
+            return fwds[0]
+
+        def ens(x: torch.Tensor) -> torch.Tensor:
+            return torch.logit(torch.stack([torch.sigmoid(f(x)) for f in fwds]).mean(0), eps=1e-6)
+
+        ens.size_divisor = fwds[0].size_divisor  # type: ignore[attr-defined]
+        return ens
+
+    fwd16: Forward | None = None
+
+    def probe() -> dict[str, float]:
+        nonlocal fwd16
+        fwd16 = build(True)
+        return probe_inference_speed(model.forward, fwd16, model.input_size)
+
+    choice = choose_precision(req, "cpu" if str(device).startswith("cpu") else "gpu", probe)
+    model.identity["precision"] = choice.as_dict()
+    if choice.precision == "bf16-mixed":
+        model.forward = fwd16 or build(True)
+    return model
 
 
 def _load_packed(path: Path, blob: dict[str, Any], ident: dict[str, Any], device: str, channels_last: bool | None) -> LoadedModel:
@@ -148,6 +193,7 @@ def _load_packed(path: Path, blob: dict[str, Any], ident: dict[str, Any], device
         return torch.logit(p, eps=1e-6)
 
     forward.size_divisor = fwds[0].size_divisor  # type: ignore[attr-defined]
+    ident["_nets"] = nets
     ident.update({"format": "hemato-weights", "model": cfg, "input_size": con.input_size, "members": len(nets), "contract": con.as_dict(),
                   "provenance": blob.get("provenance", {})})
     return LoadedModel(forward, con.input_size, ident, nets[0] if len(nets) == 1 else None, con)
@@ -360,6 +406,7 @@ def predict(
     threads: int | None = None,
     intensity: str = "auto",
     series_uid: str | None = None,
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """Segment one scan and write the report into ``output``; returns the report dict.
 
@@ -383,7 +430,7 @@ def predict(
         from hemato.weights import default_model_path
 
         checkpoint = default_model_path()
-    model = load_model(checkpoint, device)
+    model = load_model(checkpoint, device, precision=precision)
     con = model.contract
     if threshold is not None:
         con = Contract.from_dict({**con.as_dict(), "threshold": float(threshold)})
@@ -424,7 +471,7 @@ def predict(
         "threshold": con.threshold,
         "contract": con.as_dict(),
         "tta": tta,
-        "inference": {"crop_to_head": crop, "device": device, "threads": n_threads},
+        "inference": {"crop_to_head": crop, "device": device, "threads": n_threads, "precision": model.identity.get("precision")},
         "software": {"hemato": hemato.__version__, "torch": torch.__version__},
     }
     px_area = scan.spacing_mm[0] * scan.spacing_mm[1] if scan.spacing_mm else None
@@ -495,6 +542,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--intensity", choices=INTENSITY, default="auto",
                     help="DICOM/NIfTI values: auto = must look like HU (else refused), hu = trust them as HU, windowed = 8-bit already in the model's window")
     ap.add_argument("--series", help="DICOM SeriesInstanceUID to use when the folder holds several series")
+    ap.add_argument("--precision", choices=["auto", "32", "bf16"], default="auto",
+                    help="auto: bf16 where the CPU has native bf16 and a probe finds it faster, else fp32")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--tta", action="store_true", help="average with flipped inputs")
     ap.add_argument("--batch-size", type=int, default=16)
@@ -505,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     try:
         r = predict(a.checkpoint, a.input, a.output, a.spacing, a.thickness, a.device, a.tta, a.batch_size, patient_id=a.patient_id, progress=True, keep_names=a.keep_names,
-                    crop=not a.no_crop, threads=a.threads, intensity=a.intensity, series_uid=a.series)
+                    crop=not a.no_crop, threads=a.threads, intensity=a.intensity, series_uid=a.series, precision=a.precision)
     except InputError as e:
         print(f"hemato.predict: error: {e}", file=sys.stderr)
         return 2
