@@ -94,6 +94,7 @@ def evaluate_run(
     test = split["split"]["test"]
     records = _load_records(run_dir, test)
     prow, srows = [], []
+    masks0: list[tuple[Any, np.ndarray]] = []
     for rec in records:
         truth = rec.mask if rec.mask is not None else np.zeros(rec.image.shape, bool)
         for angle in rotations:
@@ -101,6 +102,8 @@ def evaluate_run(
             img = np.ascontiguousarray(np.rot90(rec.image, k, axes=(1, 2)))
             _, mask = segment(model.forward, img, con)
             mask = np.ascontiguousarray(np.rot90(mask, -k, axes=(1, 2)))
+            if k == 0:
+                masks0.append((rec, mask))
             c = scan_counts(mask, truth)
             sc = overlap_scores(c["inter"], c["pred"], c["gt"])
             for z in range(len(c["gt"])):
@@ -119,6 +122,12 @@ def evaluate_run(
             })
     patients, slices = pd.DataFrame(prow), pd.DataFrame(srows)
     if write:
+        from hemato.rundir import save_prediction
+
+        pred_dir = run_dir / "oof_predictions"
+        pred_dir.mkdir(exist_ok=True)
+        for rec, m in masks0:
+            save_prediction(pred_dir / f"{rec.patient_id}.npz", rec.image, rec.mask, m, rec.spacing_mm, rec.thickness_mm, rec.slice_index)
         write_atomic(run_dir / "oof_patients.csv", patients.to_csv(index=False))
         write_atomic(run_dir / "oof_slices.csv", slices.to_csv(index=False))
         write_atomic(run_dir / "oof_contract.json", json.dumps({"checkpoint": str(ckpt), "contract": con.as_dict()}, indent=2))
@@ -230,6 +239,46 @@ def merge_folds(paths: list[str | Path]) -> dict[str, tuple[pd.DataFrame, pd.Dat
     return out
 
 
+def failure_figures(paths: list[str | Path], label: str, out_dir: Path, n: int = 3) -> list[Path]:
+    """Overlays (truth green, prediction red) of ``label``'s ``n`` lowest-Dice patients with
+    bleed and its false-positive patients, from the runs' ``oof_predictions``; one PNG each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hemato.rundir import load_prediction
+
+    runs = [r for r in find_oof_runs(paths) if model_key(r) == label]
+    p = pd.concat([pd.read_csv(r / "oof_patients.csv", dtype={"patient_id": str}).assign(_run=str(r)) for r in runs])
+    p = p[p["rotation"] == 0]
+    worst = p[p["gt"] > 0].sort_values("dice").head(n)
+    fps = p[(p["gt"] == 0) & (p["largest_component_px"] >= fp_threshold_px())]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for _, row in pd.concat([worst, fps]).iterrows():
+        f = Path(row["_run"]) / "oof_predictions" / f"{row['patient_id']}.npz"
+        if not f.is_file():
+            continue
+        d = load_prediction(f)
+        err = (d["truth"] | d["pred"]).reshape(len(d["pred"]), -1).sum(1)
+        k = int(np.argmax(err))
+        fig, ax = plt.subplots(figsize=(3.2, 3.2))
+        ax.imshow(d["image"][k], cmap="gray")
+        for m, colour in ((d["truth"][k], "lime"), (d["pred"][k], "red")):
+            if m.any():
+                ax.contour(m, levels=[0.5], colors=colour, linewidths=0.8)
+        kind = f"Dice {row['dice']:.2f}" if row["gt"] > 0 else "no bleed, predicted one"
+        ax.set_title(f"patient {row['patient_id']}, slice {int(d['slice_index'][k])}: {kind}", fontsize=7)
+        ax.axis("off")
+        fig.tight_layout()
+        path = out_dir / f"{label.replace(' ', '_').replace('/', '_')}_{row['patient_id']}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
 def _fmt_ci(v: float, ci: tuple[float, float] | None) -> str:
     return f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{v:.3f}"
 
@@ -287,6 +336,10 @@ def cv_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) -> di
         md += ["", "In-plane rotation of the inputs (per-patient Dice, patients with bleed):", "", "| model | " + " | ".join(f"{a} deg" for a in (0, 90, 180, 270)) + " |", "|---|---|---|---|---|"]
         for label, rot in summary["rotations"].items():
             md.append(f"| {label} | " + " | ".join(f"{rot[a]['dice_patient']:.3f} ({rot[a]['diff_vs_0']:+.3f})" if a in rot else "" for a in (0, 90, 180, 270)) + " |")
+    figs = []
+    for label in merged:
+        figs += failure_figures(paths, label, out / "figures")
+    summary["figures"] = [str(f.relative_to(out)) for f in figs]
     write_atomic(out / "table1_oof.md", "\n".join(md) + "\n")
     write_atomic(out / "cv_summary.json", json.dumps(summary, indent=2, default=float))
     return summary
