@@ -22,6 +22,17 @@ class ConfigError(ValueError):
 def check_config(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` listing every problem found in ``cfg``."""
     problems: list[str] = []
+    from omegaconf import OmegaConf
+
+    src_target = str((cfg.data.get("source") or {}).get("_target_", ""))
+    if src_target.endswith("ManifestSource") and "manifest" in cfg.data and (OmegaConf.is_missing(cfg.data, "manifest") or cfg.data.manifest is None):
+        raise ConfigError("data=manifest needs the dataset: data.manifest=/path/to/slices.csv")
+    acc = str(cfg.trainer.get("accelerator"))
+    if acc in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"trainer.accelerator={acc} but this torch build sees no CUDA GPU: use trainer=cpu (and a CPU-sized experiment=...)")
     name = cfg.model.get("name")
     if name not in available():
         problems.append(f"model.name={name!r} is not a registered network ({', '.join(available())})")
@@ -59,6 +70,10 @@ def check_config(cfg: DictConfig) -> None:
             problems.append(f"data.source.{key}={src[key]} does not exist")
     if cfg.data.get("split_file") and not Path(str(cfg.data.split_file)).is_file():
         problems.append(f"data.split_file={cfg.data.split_file} does not exist")
+    if cfg.get("ckpt_path") == "last":
+        last = Path(str(cfg.paths.output_dir)) / "checkpoints" / "last.ckpt"
+        if not last.is_file():
+            problems.append(f"ckpt_path=last: no {last}; give the run's folder: hydra.run.dir=<runs/.../the run> ckpt_path=last")
     if not cfg.get("train", True):
         ck = cfg.get("ckpt_path")
         if not ck or ck == "last":

@@ -284,12 +284,28 @@ def print_summary(model: str, summary: dict[str, float], patients: pd.DataFrame,
     print(f"  run directory: {out_dir}   ({seconds / 60:.1f} min)\n")
 
 
+def _remove_if_unused(out: Path) -> None:
+    """Delete a run folder that a refused config left with nothing but Hydra's own files."""
+    import shutil
+
+    if not out.is_dir():
+        return
+    own = {".hydra", "run.log"}
+    if all(p.name in own for p in out.iterdir()) and not ((out / "run.log").is_file() and (out / "run.log").stat().st_size):
+        shutil.rmtree(out, ignore_errors=True)
+        try:
+            out.parent.rmdir()  # the task's folder too, if that run was its only one
+        except OSError:
+            pass
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> float:
     try:
         check_config(cfg)
     except ConfigError as e:
         print(f"hemato: config error: {e}", file=sys.stderr)
+        _remove_if_unused(Path(str(cfg.paths.output_dir)))
         sys.exit(2)
     summary = train(cfg)
     return float(summary.get("dice_patient", math.nan))

@@ -11,7 +11,10 @@ image                   path of the windowed 8-bit slice (PNG/JPG), relative to 
 mask                    path of the binary mask image (empty for prediction-only data)
 spacing_row_mm          pixel spacing along rows, mm (empty = unknown)
 spacing_col_mm          pixel spacing along columns, mm (empty = unknown)
-thickness_mm            slice thickness H, mm (empty = unknown)
+thickness_mm            slice SPACING H, mm: distance between slice centres (empty =
+                        unknown); ``slice_spacing_mm`` is the same column under its
+                        proper name (either may be given; on overlapping
+                        reconstructions it is smaller than the nominal thickness)
 ======================  ==========================================================
 
 ``patients.csv`` (optional): ``patient``, ``reference_volume_ml`` (e.g. clinicians' ABC/2),
@@ -65,6 +68,10 @@ def read_manifest(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
         raise InputError(path, f"missing columns {missing} (needs {SLICE_COLUMNS})")
     if df.empty:
         raise InputError(path, "no slices listed")
+    if "slice_spacing_mm" in df:  # the proper name of what the old name thickness_mm held
+        if "thickness_mm" in df and not np.allclose(df["thickness_mm"].astype(float), df["slice_spacing_mm"].astype(float), equal_nan=True):
+            raise InputError(path, "both slice_spacing_mm and thickness_mm are given and they differ: keep slice_spacing_mm (distance between slice centres)")
+        df["thickness_mm"] = df["slice_spacing_mm"]
     for c in ("mask", "spacing_row_mm", "spacing_col_mm", "thickness_mm"):
         if c not in df:
             df[c] = np.nan

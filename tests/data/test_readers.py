@@ -216,3 +216,15 @@ def test_dicom_importer_pseudonymises_folder_names(tmp_path, monkeypatch) -> Non
         assert "Doe" not in str(f)
         if f.is_file():
             assert b"Doe" not in f.read_bytes() and b"PID-12345" not in f.read_bytes()
+
+
+def test_manifest_slice_spacing_column(tmp_path) -> None:
+    write_png(tmp_path / "i.png", np.full((16, 16), 100, np.uint8))
+    write_png(tmp_path / "m.png", np.zeros((16, 16), np.uint8))
+    csv = tmp_path / "slices.csv"
+    csv.write_text("patient,slice_index,image,mask,spacing_row_mm,spacing_col_mm,slice_spacing_mm\nA,0,i.png,m.png,0.5,0.5,2.5\nA,1,i.png,m.png,0.5,0.5,2.5\n")
+    (rec,) = load_manifest(csv)
+    assert rec.thickness_mm == 2.5
+    csv.write_text("patient,slice_index,image,mask,spacing_row_mm,spacing_col_mm,slice_spacing_mm,thickness_mm\nA,0,i.png,m.png,0.5,0.5,2.5,5\n")
+    with pytest.raises(InputError, match="they differ"):
+        load_manifest(csv)
