@@ -1,7 +1,7 @@
 PY ?= .venv/bin/python
 PIP ?= $(PY) -m pip
 
-.PHONY: install install-gpu run test test-fast lint format clean
+.PHONY: install install-gpu run test test-fast test-lowest lint format clean
 
 install:            ## CPU install into .venv (torch pinned to the CPU wheel)
 	test -x $(PY) || python3 -m venv .venv
@@ -19,6 +19,12 @@ test:               ## the full test suite (what CI runs)
 
 test-fast:          ## skip the slow end-to-end tests
 	$(PY) -m pytest -q -m "not slow"
+
+test-lowest:        ## the fast tests against the lowest dependency versions pyproject allows (CI runs it)
+	test -x .venv-lowest/bin/python || python3 -m venv .venv-lowest
+	.venv-lowest/bin/python -m pip install -q --upgrade pip
+	.venv-lowest/bin/python -m pip install -q -c constraints-cpu.txt -c constraints-lowest.txt -e ".[dev]"
+	.venv-lowest/bin/python -m pytest -q -m "not slow" -p no:cacheprovider
 
 lint:
 	$(PY) -m ruff check hemato tests

@@ -120,11 +120,19 @@ def build_transform(augment: dict[str, Any] | None) -> A.Compose | None:
     Added for real CT (all optional, off when absent or 0): ``rot90`` (probability of a
     random multiple of 90 degrees: orientation robustness), ``scale`` (+-fraction) and
     ``rotate`` (+-degrees) joined into the same affine, ``brightness`` / ``contrast``
-    (+-fraction, ``intensity_p``: window and scanner variation), ``gamma`` (+-percent).
+    (+-fraction, ``intensity_p``: window and scanner variation), ``gamma`` (+-percent),
+    ``crop`` (pixels: train on random crops of that side, placed on the bleed when the slice
+    has one, nnU-Net's patch training; the network is fully convolutional and still sees
+    whole slices at validation, test and prediction).
     """
     if not augment:
         return None
     ops: list[A.BasicTransform] = []
+    crop = int(augment.get("crop", 0) or 0)
+    if crop > 0:
+        if crop % 32:
+            raise ValueError(f"augment.crop={crop} must be a multiple of 32")
+        ops.append(A.CropNonEmptyMaskIfExists(height=crop, width=crop))
     if augment.get("rot90", 0) > 0:
         ops.append(A.RandomRotate90(p=augment["rot90"]))
     if augment.get("hflip", 0) > 0:
