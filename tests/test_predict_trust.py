@@ -36,7 +36,7 @@ _bright_forward.size_divisor = 32  # type: ignore[attr-defined]
 
 @pytest.fixture(autouse=True)
 def threshold_network(monkeypatch: pytest.MonkeyPatch):
-    def load(path, device="cpu", channels_last=None):
+    def load(path, device="cpu", channels_last=None, precision="32"):
         con = Contract(input_size=64, trained_on="test threshold network")
         return P.LoadedModel(_bright_forward, 64, {"checkpoint": str(path), "sha256": "0" * 64, "model": {"name": "test"}}, None, con)
 
@@ -99,7 +99,7 @@ def test_contract_threshold_and_window_are_applied(tmp_path: Path, monkeypatch: 
     write_nifti(tmp_path / "s.nii.gz", hu, spacing=SP, thickness=5.0)
     assert run(tmp_path / "s.nii.gz", tmp_path / "o1", threshold=0.9)["volume_ml"] == pytest.approx(ml(truth.sum()))  # p = 0.99995
     # a model trained on another window: 70 HU blood is no longer in the bright band
-    def load(path, device="cpu", channels_last=None):
+    def load(path, device="cpu", channels_last=None, precision="32"):
         return P.LoadedModel(_bright_forward, 64, {"checkpoint": "x", "sha256": "0"}, None, Contract(input_size=64, window_level=300, window_width=400))
 
     monkeypatch.setattr(P, "load_model", load)

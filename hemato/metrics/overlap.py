@@ -93,7 +93,7 @@ class SliceStats(Metric):
             # unique (patient, slice) rows; a 2-column key cannot collide whatever the indices
             key = np.stack([cols["patient"].to(torch.int64).cpu().numpy(), cols["slice_index"].to(torch.int64).cpu().numpy()], 1)
             _, first = np.unique(key, axis=0, return_index=True)
-            idx = torch.as_tensor(np.sort(first), device=key.device)
+            idx = torch.as_tensor(np.sort(first), device=cols["patient"].device)
             cols = {k: v[idx] for k, v in cols.items()}
         return cols
 
