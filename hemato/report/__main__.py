@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         summary = build_report(args.runs, args.out)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:
         print(f"hemato.report: error: {e}", file=sys.stderr)
         return 2
     for s in summary["skipped_unfinished"]:

@@ -103,11 +103,19 @@ def vol_cells(run: Run, ids: Sequence[str] | None = None, reference: str = "true
 
 
 def pick_runs(runs: list[Run], labels: Sequence[str], fallback: dict[str, str] | None = None) -> tuple[dict[str, Run], list[str]]:
-    """label -> run (the newest when several share a label), and notes on what was missing."""
+    """label -> run, and notes on what was missing. Several runs with one label are refused
+    with the list (a table row is one run: none is dropped silently)."""
     by: dict[str, Run] = {}
     notes = []
-    for r in sorted(runs, key=lambda r: r.path.as_posix()):
-        by[r.label] = r  # newest path wins
+    groups: dict[str, list[Run]] = {}
+    for r in runs:
+        groups.setdefault(r.label, []).append(r)
+    dup = {k: v for k, v in groups.items() if len(v) > 1}
+    if dup:
+        listing = "; ".join(f"{k}: {', '.join(str(r.path) for r in sorted(v, key=lambda r: r.path.as_posix()))}" for k, v in dup.items())
+        raise ValueError(f"several runs of one model ({listing}); give one run per model (or build one report per set of runs)")
+    for r in runs:
+        by[r.label] = r
     out = {}
     for lab in labels:
         if lab in by:

@@ -97,6 +97,15 @@ def test_no_finished_run_is_a_clear_error(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "no finished run" in proc.stderr
 
 
+def test_two_runs_of_one_model_are_refused_with_the_list(sweeps: Path, tmp_path: Path) -> None:
+    ours = next(p.parent for p in (sweeps / "runs" / "table1").rglob("metrics.json") if p.parent.name.endswith("_ours"))
+    shutil.copytree(ours, tmp_path / "again" / ours.name)
+    proc = subprocess.run([sys.executable, "-m", "hemato.report", str(sweeps / "runs" / "table1"), str(tmp_path / "again"), "--out", str(tmp_path / "r")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "several runs of one model (Ours: " in proc.stderr
+    assert str(ours) in proc.stderr and str(tmp_path / "again" / ours.name) in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_notebook_executes(sweeps: Path, tmp_path: Path) -> None:
     import nbformat
     from nbclient import NotebookClient
