@@ -154,7 +154,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
         report = check_dataset(src.path, src.mask_mode, src.allow_outside)
         print(f"[hemato] dataset check: {report.summary()}")
-        if not report.ok:
+        if not report.ok or (cfg.get("train", True) and not report.trainable):
+            print(f"hemato: {src.path}: {'problems in the dataset' if not report.ok else 'slices without masks: the dataset cannot train a model'}", file=sys.stderr)
             raise SystemExit(2)
     t_data = time.time()
     datamodule.setup("fit")

@@ -33,6 +33,12 @@ class CheckReport:
     bleed_slices: int = 0
     volumes_ml: dict[str, float] = field(default_factory=dict)
     spacing_unknown: list[str] = field(default_factory=list)
+    slices_without_mask: int = 0
+
+    @property
+    def trainable(self) -> bool:
+        """Usable for training: no problems, and every slice has a mask."""
+        return self.ok and self.slices_without_mask == 0
 
     @property
     def ok(self) -> bool:
@@ -45,7 +51,10 @@ class CheckReport:
             lines.append(f"bleed volume {v.min():.2f} - {v.max():.2f} ml (median {np.median(v):.2f}) over {len(v)} patients with known spacing")
         if self.spacing_unknown:
             lines.append(f"spacing/thickness unknown (no volumes in ml) for {len(self.spacing_unknown)} patients")
-        lines.append("no problems found" if self.ok else f"{len(self.problems)} problems:")
+        if self.ok and self.slices_without_mask:
+            lines.append(f"no problems found for prediction; NOT usable for training: {self.slices_without_mask} of {self.slices} slices have no mask")
+        else:
+            lines.append("no problems found" if self.ok else f"{len(self.problems)} problems:")
         return "\n".join(lines + [f"  - {p}" for p in self.problems])
 
 
@@ -73,6 +82,8 @@ def check_dataset(manifest: str | Path, mask_mode: str = "binary", allow_outside
                     rep.problems.append(f"{where}: image size {img.shape} differs from the patient's first slice {shape}")
                 shape = shape or img.shape
             mrel = row.get("mask")
+            if not (isinstance(mrel, str) and mrel.strip()):
+                rep.slices_without_mask += 1
             if isinstance(mrel, str) and mrel.strip():
                 try:
                     m = read_mask(_resolve(root, mrel, path, allow_outside), mode=mask_mode)
@@ -112,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hemato.data.check", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("manifest")
     ap.add_argument("--mask-mode", default="binary", choices=["binary", "nonzero"])
+    ap.add_argument("--training", action="store_true", help="also fail when slices have no mask (unusable for training)")
     ap.add_argument("--allow-outside", action="store_true")
     ap.add_argument("--split-file")
     a = ap.parse_args(argv)
@@ -121,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hemato.data.check: error: {e}", file=sys.stderr)
         return 2
     print(rep.summary())
+    if a.training:
+        return 0 if rep.trainable else 1
     return 0 if rep.ok else 1
 
 

@@ -48,3 +48,14 @@ def test_broken_dataset_lists_every_problem(tmp_path: Path, capsys) -> None:
     assert rep.volumes_ml == {"A": 16 * 0.25 * 5 / 1000}
     assert main([str(ds)]) == 1
     assert "problems:" in capsys.readouterr().out
+
+
+def test_a_manifest_without_masks_is_fine_for_prediction_not_for_training(tmp_path: Path, capsys) -> None:
+    write_png(tmp_path / "i0.png", np.full((16, 16), 90, np.uint8))
+    write_png(tmp_path / "i1.png", np.full((16, 16), 90, np.uint8))
+    (tmp_path / "slices.csv").write_text("patient,slice_index,image,mask\nA,0,i0.png,\nA,1,i1.png,\n")
+    rep = check_dataset(tmp_path / "slices.csv")
+    assert rep.ok and not rep.trainable and rep.slices_without_mask == 2
+    assert main([str(tmp_path / "slices.csv")]) == 0
+    assert "NOT usable for training: 2 of 2 slices have no mask" in capsys.readouterr().out
+    assert main([str(tmp_path / "slices.csv"), "--training"]) == 1
