@@ -306,7 +306,7 @@ def read_scan(path: str | Path, level: float = 40.0, width: float = 120.0, inten
     if path.is_file() and name.endswith(".csv"):
         from hemato.data.manifest import load_manifest
 
-        recs = load_manifest(path, require_masks=False)
+        recs = load_manifest(path, require_masks=False, read_masks=False)
         if len(recs) != 1:
             raise InputError(path, f"manifest lists {len(recs)} patients; give one patient's manifest")
         r = recs[0]

@@ -265,3 +265,21 @@ def test_cli_slice_spacing_flag_and_cuda_on_cpu(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "hemato.predict", "--help"], capture_output=True, text=True, timeout=60)
     assert "--slice-spacing" in proc.stdout and "--intensity" in proc.stdout and "--series" in proc.stdout
     assert json.loads((tmp_path / "o" / "report.json").read_text())["slice_spacing_mm"] == 2.5
+
+
+def test_one_patient_manifest_with_colour_masks_predicts(tmp_path: Path) -> None:
+    import cv2
+
+    from hemato.data.readers.nifti import window_hu
+
+    hu, truth = head()
+    rows = ["patient,slice_index,image,mask,spacing_row_mm,spacing_col_mm,slice_spacing_mm"]
+    for k in range(len(hu)):
+        write_png(tmp_path / "ds" / f"i{k}.png", window_hu(hu[k]))
+        colour = np.zeros((64, 64, 3), np.uint8)
+        colour[truth[k]] = (0, 0, 255)  # a BHSD-style colour class mask
+        cv2.imwrite(str(tmp_path / "ds" / f"m{k}.png"), colour)
+        rows.append(f"P,{k},i{k}.png,m{k}.png,0.5,0.5,5")
+    (tmp_path / "ds" / "slices.csv").write_text("\n".join(rows) + "\n")
+    r = run(tmp_path / "ds" / "slices.csv", tmp_path / "o")  # the masks are not read for prediction
+    assert r["volume_ml"] == pytest.approx(ml(truth.sum()))

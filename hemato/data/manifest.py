@@ -86,8 +86,11 @@ def read_manifest(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     return df, patients
 
 
-def load_manifest(path: str | Path, mask_mode: str = "binary", allow_outside: bool = False, require_masks: bool = True) -> list[VolumeRecord]:
-    """All patients of a manifest as records (images read and checked)."""
+def load_manifest(
+    path: str | Path, mask_mode: str = "binary", allow_outside: bool = False, require_masks: bool = True, read_masks: bool = True
+) -> list[VolumeRecord]:
+    """All patients of a manifest as records (images read and checked); ``read_masks=False``
+    leaves the masks unread (prediction does not use them)."""
     path = Path(path)
     if path.is_dir():
         path = path / "slices.csv"
@@ -103,7 +106,7 @@ def load_manifest(path: str | Path, mask_mode: str = "binary", allow_outside: bo
             if images and img.shape != images[0].shape:
                 raise InputError(_resolve(root, row["image"], path, allow_outside), f"size {img.shape} differs from patient {pid}'s other slices {images[0].shape}")
             images.append(img)
-            mrel = row.get("mask")
+            mrel = row.get("mask") if read_masks else None
             if isinstance(mrel, str) and mrel.strip():
                 mpath = _resolve(root, mrel, path, allow_outside)
                 m = read_mask(mpath, mode=mask_mode)
