@@ -8,6 +8,7 @@ run directory: ``metrics.json``, ``test_patients.csv``, ``test_slices.csv``, ``s
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import sys
@@ -85,6 +86,15 @@ def provenance(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
+log = logging.getLogger("hemato")
+
+
+def say(msg: str) -> None:
+    """A run message: on stdout, and in the run's ``run.log`` (Hydra's file handler)."""
+    print(msg)
+    log.info(msg.removeprefix("[hemato] "))
+
+
 def describe_data(cfg: DictConfig) -> str:
     """The training data in words, for the checkpoint's contract (reports print it)."""
     choice = HydraConfig.get().runtime.choices.get("data") if HydraConfig.initialized() else None
@@ -153,21 +163,21 @@ def train(cfg: DictConfig) -> dict[str, float]:
         from hemato.data.check import check_dataset
 
         report = check_dataset(src.path, src.mask_mode, src.allow_outside)
-        print(f"[hemato] dataset check: {report.summary()}")
+        say(f"[hemato] dataset check: {report.summary()}")
         if not report.ok or (cfg.get("train", True) and not report.trainable):
             print(f"hemato: {src.path}: {'problems in the dataset' if not report.ok else 'slices without masks: the dataset cannot train a model'}", file=sys.stderr)
             raise SystemExit(2)
     t_data = time.time()
     datamodule.setup("fit")
-    print(f"[hemato] data ready in {time.time() - t_data:.1f} s")
+    say(f"[hemato] data ready in {time.time() - t_data:.1f} s")
     datamodule.save_split(out_dir / "split.json")
     n = {k: len(v) for k, v in datamodule.split.items()}
-    print(f"[hemato] patients: train {n['train']}, val {n['val']}, test {n['test']} (split.json written)")
+    say(f"[hemato] patients: train {n['train']}, val {n['val']}, test {n['test']} (split.json written)")
 
     contract = {**OmegaConf.to_container(cfg.task.get("contract") or {}, resolve=True), "trained_on": describe_data(cfg)}
     task = hydra.utils.instantiate(cfg.task, model=OmegaConf.to_container(cfg.model, resolve=True), input_size=cfg.data.input_size, contract=contract)
     choice = resolve_precision(cfg)
-    print(f"[hemato] precision {choice.precision}: {choice.reason}")
+    say(f"[hemato] precision {choice.precision}: {choice.reason}")
     prov = provenance(cfg)
     prov["precision"] = choice.as_dict()
     write_atomic(out_dir / "provenance.json", json.dumps(prov, indent=2))
@@ -192,12 +202,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
             raise FileNotFoundError(f"{ckpt_path}: no last checkpoint to resume (give hydra.run.dir=<the run's folder>)")
     if cfg.get("train", True):
         if ckpt_path:
-            print(f"[hemato] resuming from {ckpt_path}")
+            say(f"[hemato] resuming from {ckpt_path}")
         trainer.fit(task, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
         best = (ckpt.best_model_path or None) if cfg.get("select", "best") == "best" else (last.last_model_path or last.best_model_path or None)
     else:  # evaluation only: test the given checkpoint (config_check made sure there is one)
         best = str(ckpt_path)
-        print(f"[hemato] testing {best} (train=false)")
+        say(f"[hemato] testing {best} (train=false)")
     fit_s = time.time() - t0
     trainer.test(task, datamodule=datamodule, ckpt_path=best if best else None, verbose=False)
     summary = {k.removeprefix("test/"): v for k, v in task.test_summary.items()}
@@ -278,11 +288,11 @@ def log_to_wandb(logger: Any, patients: pd.DataFrame, out_dir: Path) -> None:
 
 
 def print_summary(model: str, summary: dict[str, float], patients: pd.DataFrame, out_dir: Path, seconds: float) -> None:
-    print(f"\n[hemato] test results, model={model} ({int(summary.get('n_patients', 0))} patients, {int(summary.get('n_patients_with_bleed', 0))} with bleed)")
+    say(f"\n[hemato] test results, model={model} ({int(summary.get('n_patients', 0))} patients, {int(summary.get('n_patients_with_bleed', 0))} with bleed)")
     for key, label in SUMMARY_KEYS:
         v = summary.get(key, math.nan)
-        print(f"  {label:<42s} {v:8.3f}")
-    print(f"  run directory: {out_dir}   ({seconds / 60:.1f} min)\n")
+        say(f"  {label:<42s} {v:8.3f}")
+    say(f"  run directory: {out_dir}   ({seconds / 60:.1f} min)\n")
 
 
 def _remove_if_unused(out: Path) -> None:

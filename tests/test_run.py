@@ -42,6 +42,11 @@ def check_run_dir(run: Path, model: str) -> dict:
         assert (run / name).is_file(), f"{run}/{name} missing"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["model"] == model
+    # the test figures come from the engine (the path hemato.predict takes), beside the network's full-frame ones
+    assert metrics["test_path"].startswith("engine") and "dice_patient" in metrics["test_fullframe"]
+    log = (run / "run.log").read_text()
+    assert "test results, model=" in log and "precision" in log  # run.log is written, not empty
+    assert prov["precision"]["precision"] in ("32-true", "bf16-mixed") and prov["precision"]["reason"]
     for key in ("dice_patient", "iou_patient", "rvd_patient", "dice_slice", "volume_rmse_ml", "volume_mae_ml"):
         assert key in metrics["test"]
     split = json.loads((run / "split.json").read_text())["split"]
