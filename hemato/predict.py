@@ -471,7 +471,7 @@ def predict(
         "threshold": con.threshold,
         "contract": con.as_dict(),
         "tta": tta,
-        "inference": {"crop_to_head": crop, "device": device, "threads": n_threads, "precision": model.identity.get("precision")},
+        "inference": {"crop_to_head": crop, "device": "cpu (onnxruntime CPU provider)" if model.identity.get("format") == "onnx" else device, "threads": n_threads, "precision": model.identity.get("precision")},
         "software": {"hemato": hemato.__version__, "torch": torch.__version__},
     }
     px_area = scan.spacing_mm[0] * scan.spacing_mm[1] if scan.spacing_mm else None
