@@ -28,6 +28,20 @@ def test_peak_from_simd_width_fma_and_clock() -> None:
     assert cpu_peak(cpuinfo="flags\t: sse sse2\ncpu MHz\t: 1000\n", cores=1)["flop_per_cycle"] == 8  # 4 lanes, mul + add
 
 
+def test_calibrated_peak_is_never_below_a_measured_gemm(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hemato.bench as B
+
+    peak = cpu_peak(cpuinfo=ZEN3, cores=2)  # 156.8 GFLOP/s at the nominal 2.45 GHz
+    monkeypatch.setattr(B, "gemm_rate", lambda dtype=torch.float32, **k: 200.0 if dtype == torch.float32 else 390.0)
+    monkeypatch.setattr(B, "cpu_flags", lambda *a: {"avx2", "avx512f", "avx512_bf16"})
+    c = B.calibrated_peak(peak)
+    assert c["peak_gflops"] == 200.0 and "measured lower bound" in c["derivation"] and ">= 3.12 GHz" in c["derivation"]
+    assert c["bf16_peak_gflops"] == 390.0 and "AVX512-BF16: 2 x the fp32 derivation" in c["bf16_derivation"] and "measured lower bound" in c["bf16_derivation"]
+    monkeypatch.setattr(B, "gemm_rate", lambda dtype=torch.float32, **k: 100.0)
+    low = B.calibrated_peak(peak)
+    assert low["peak_gflops"] == pytest.approx(156.8) and "64 % of it" in low["derivation"]
+
+
 def test_flop_count_of_a_convolution_is_exact() -> None:
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1, bias=False), torch.nn.Conv2d(8, 4, 1, bias=False))
     assert count_flops(net, 32) == 2 * (1 * 8 * 9 + 8 * 4) * 32 * 32
