@@ -35,6 +35,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import pandas as pd
 import torch
 
 import hemato
@@ -385,6 +386,79 @@ def _write_mask_nifti(scan: Scan, mask: np.ndarray, path: Path) -> None:
     nib.save(nib.Nifti1Image(data, affine), str(path))
 
 
+def input_fingerprint(path: str | Path) -> str:
+    """SHA-256 over the input's files' names, sizes and modification times (a cheap identity:
+    a batch resumes past a scan only if its input is unchanged)."""
+    p = Path(path)
+    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.relative_to(p) if p.is_dir() else f.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def scans_in(folder: Path) -> list[Path]:
+    """One scan per entry of a cohort folder: sub-folders (DICOM or slices), NIfTI files,
+    one-patient manifests; sorted by name, hidden entries skipped."""
+    out = []
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith("."):
+            continue
+        n = p.name.lower()
+        if p.is_dir() or n.endswith((".nii", ".nii.gz", ".csv")):
+            out.append(p)
+    return out
+
+
+def predict_cohort(checkpoint: str | Path | None, input_dir: str | Path, output: str | Path, keep_names: bool = False,
+                   progress: bool = True, **kw: Any) -> pd.DataFrame:
+    """Every scan of ``input_dir`` into ``output/<name>/`` with one model load, and
+    ``output/summary.csv`` (one row per scan: status ok / error with its one-line message /
+    done before). A scan whose report exists for the same input (fingerprint) is not redone,
+    so an interrupted batch resumes. Folder names are pseudonymised unless ``keep_names``."""
+    src, out = Path(input_dir), Path(output)
+    if not src.is_dir():
+        raise InputError(src, "--input-dir must be a folder of scans")
+    scans = scans_in(src)
+    if not scans:
+        raise InputError(src, "no scans (sub-folders, NIfTI files or manifests) in the folder")
+    out.mkdir(parents=True, exist_ok=True)
+    if checkpoint is None:
+        from hemato.weights import default_model_path
+
+        checkpoint = default_model_path()
+    model = load_model(checkpoint, kw.get("device", "cpu"), precision=kw.pop("precision", "auto"))
+    rows = []
+    it = scans
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(scans, desc="scans", unit="scan")
+    for scan in it:
+        name = _input_name(scan) if keep_names else pseudonym(_input_name(scan))
+        dest = out / name
+        row: dict[str, Any] = {"scan": name, "input": str(scan) if keep_names else None}
+        try:
+            done = dest / "report.json"
+            if done.is_file() and json.loads(done.read_text()).get("input", {}).get("fingerprint") == input_fingerprint(scan):
+                r, row["status"] = json.loads(done.read_text()), "done before"
+            else:
+                r = predict(checkpoint, scan, dest, keep_names=keep_names, patient_id=name, loaded=model, **kw)
+                row["status"] = "ok"
+            a = r.get("abc2") or {}
+            row.update({"volume_ml": r["volume_ml"], "volume_status": r["volume_status"], "abc2_ml": a.get("volume_ml"), "n_bleeds": a.get("n_bleeds"),
+                        "n_bleed_slices": r["n_bleed_slices"], "n_slices": r["n_slices"], "error": None})
+        except InputError as e:
+            row.update({"status": "error", "error": str(e)})
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    tmp = out / "summary.csv.tmp"
+    table.to_csv(tmp, index=False)
+    tmp.replace(out / "summary.csv")
+    return table
+
+
 def _input_name(path: str | Path) -> str:
     return Path(path).name.removesuffix(".gz").removesuffix(".nii")
 
@@ -407,8 +481,12 @@ def predict(
     intensity: str = "auto",
     series_uid: str | None = None,
     precision: str = "auto",
+    loaded: LoadedModel | None = None,
 ) -> dict[str, Any]:
     """Segment one scan and write the report into ``output``; returns the report dict.
+
+    ``loaded``: a model already loaded (by :func:`load_model`, e.g. once for a cohort);
+    ``checkpoint`` is then only its name in the report.
 
     ``thickness`` is the SLICE SPACING in mm (distance between slice centres, which is what
     a planimetric volume needs; on overlapping reconstructions it is smaller than the
@@ -430,7 +508,7 @@ def predict(
         from hemato.weights import default_model_path
 
         checkpoint = default_model_path()
-    model = load_model(checkpoint, device, precision=precision)
+    model = loaded if loaded is not None else load_model(checkpoint, device, precision=precision)
     con = model.contract
     if threshold is not None:
         con = Contract.from_dict({**con.as_dict(), "threshold": float(threshold)})
@@ -464,7 +542,7 @@ def predict(
         "spacing_mm": list(scan.spacing_mm) if scan.spacing_mm else None,
         "slice_spacing_mm": scan.thickness_mm if extents is None else [round(float(e), 4) for e in extents],
         "geometry_source": scan.source,
-        "input": {"path": str(input) if keep_names else None, "kind": scan.kind, "shape": list(scan.image.shape)},
+        "input": {"path": str(input) if keep_names else None, "kind": scan.kind, "shape": list(scan.image.shape), "fingerprint": input_fingerprint(input)},
         "model": model.identity,
         "model_trained_on": con.trained_on,
         "warnings": warnings,
@@ -534,8 +612,10 @@ def predict(
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hemato.predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", help="hemato .ckpt, .onnx or packed weights (default: the shipped real-CT model, hemato/weights/)")
-    ap.add_argument("--input", required=True, help="DICOM folder, NIfTI file, slice folder or slices.csv")
-    ap.add_argument("--output", required=True, help="report folder")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", help="DICOM folder, NIfTI file, slice folder or slices.csv")
+    src.add_argument("--input-dir", help="a cohort: one scan per sub-folder / NIfTI file / manifest; one report folder each + summary.csv; resumes")
+    ap.add_argument("--output", required=True, help="report folder (with --input-dir: the cohort's folder)")
     ap.add_argument("--spacing", nargs=2, type=float, metavar=("ROW_MM", "COL_MM"), help="pixel spacing (overrides the file's)")
     ap.add_argument("--slice-spacing", "--thickness", dest="thickness", type=float, metavar="MM",
                     help="slice spacing: distance between slice centres in mm (overrides the file's; --thickness is an old name for it)")
@@ -552,6 +632,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--patient-id", help="name to print in the report (default: a salted pseudonym of the input's name)")
     ap.add_argument("--keep-names", action="store_true", help="report the input's own name and path instead of a pseudonym")
     a = ap.parse_args(argv)
+    if a.input_dir:
+        try:
+            t = predict_cohort(a.checkpoint, a.input_dir, a.output, keep_names=a.keep_names, spacing=a.spacing, thickness=a.thickness, device=a.device,
+                               tta=a.tta, batch_size=a.batch_size, crop=not a.no_crop, threads=a.threads, intensity=a.intensity, precision=a.precision)
+        except InputError as e:
+            print(f"hemato.predict: error: {e}", file=sys.stderr)
+            return 2
+        for _, row in t[t["status"] == "error"].iterrows():
+            print(f"hemato.predict: {row['scan']}: error: {row['error']}", file=sys.stderr)
+        n = t["status"].value_counts().to_dict()
+        print(f"{len(t)} scans: {n.get('ok', 0)} predicted, {n.get('done before', 0)} done before, {n.get('error', 0)} failed -> {a.output}/summary.csv")
+        return 0 if not n.get("error") else 1
     try:
         r = predict(a.checkpoint, a.input, a.output, a.spacing, a.thickness, a.device, a.tta, a.batch_size, patient_id=a.patient_id, progress=True, keep_names=a.keep_names,
                     crop=not a.no_crop, threads=a.threads, intensity=a.intensity, series_uid=a.series, precision=a.precision)

@@ -283,3 +283,29 @@ def test_one_patient_manifest_with_colour_masks_predicts(tmp_path: Path) -> None
     (tmp_path / "ds" / "slices.csv").write_text("\n".join(rows) + "\n")
     r = run(tmp_path / "ds" / "slices.csv", tmp_path / "o")  # the masks are not read for prediction
     assert r["volume_ml"] == pytest.approx(ml(truth.sum()))
+
+
+def test_cohort_batch_lists_failures_and_resumes(tmp_path: Path) -> None:
+    import os
+
+    hu, truth = head()
+    write_dicom_series(tmp_path / "cohort" / "Doe_Jane", hu, spacing=SP)
+    write_nifti(tmp_path / "cohort" / "case2.nii.gz", hu, spacing=SP, thickness=5.0)
+    (tmp_path / "cohort" / "broken.nii.gz").write_bytes(b"\x1f\x8b garbage")
+    out = tmp_path / "out"
+    t = P.predict_cohort("model.pt", tmp_path / "cohort", out, progress=False)
+    assert sorted(t["status"]) == ["error", "ok", "ok"]
+    bad = t[t["status"] == "error"].iloc[0]
+    assert "not a readable NIfTI" in bad["error"] and "broken.nii.gz" in bad["error"]
+    good = t[t["status"] == "ok"]
+    assert np.allclose(good["volume_ml"].astype(float), ml(truth.sum()))
+    assert all(n.startswith("anon-") for n in t["scan"]) and not any("Doe" in p.name for p in out.rglob("*"))
+    summary = out / "summary.csv"
+    assert summary.is_file() and len(summary.read_text().splitlines()) == 4
+    # resume: finished scans are not redone; a changed input is
+    t2 = P.predict_cohort("model.pt", tmp_path / "cohort", out, progress=False)
+    assert sorted(t2["status"]) == ["done before", "done before", "error"]
+    nii = tmp_path / "cohort" / "case2.nii.gz"
+    os.utime(nii, ns=(nii.stat().st_atime_ns, nii.stat().st_mtime_ns + 10**9))
+    t3 = P.predict_cohort("model.pt", tmp_path / "cohort", out, progress=False)
+    assert sorted(t3["status"]) == ["done before", "error", "ok"]
