@@ -482,9 +482,12 @@ def predict(
     series_uid: str | None = None,
     precision: str = "auto",
     loaded: LoadedModel | None = None,
+    dicom_seg: bool = False,
 ) -> dict[str, Any]:
     """Segment one scan and write the report into ``output``; returns the report dict.
 
+    ``dicom_seg``: for DICOM input, also write ``seg.dcm``, the mask as a DICOM Segmentation
+    referencing the source series (it carries the source's patient identifiers).
     ``loaded``: a model already loaded (by :func:`load_model`, e.g. once for a cohort);
     ``checkpoint`` is then only its name in the report.
 
@@ -579,6 +582,12 @@ def predict(
             cv2.imwrite(str(tmp / "overlays" / f"slice_{scan.slice_names[k]}.png"), _overlay(scan.image[k], mask[k]))
         if scan.kind in ("nifti", "dicom"):
             _write_mask_nifti(scan, mask, tmp / "mask.nii.gz")
+        if dicom_seg:
+            if scan.kind != "dicom":
+                raise InputError(input, "--dicom-seg needs a DICOM series as input")
+            from hemato.dicom_seg import write_dicom_seg
+
+            write_dicom_seg(scan.dicom_geometry["datasets"], mask, tmp / "seg.dcm", model_name=str(model.identity.get("model", {}).get("name", "hemato")))
         else:
             (tmp / "mask").mkdir()
             for k, name in enumerate(scan.slice_names):
@@ -622,6 +631,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--intensity", choices=INTENSITY, default="auto",
                     help="DICOM/NIfTI values: auto = must look like HU (else refused), hu = trust them as HU, windowed = 8-bit already in the model's window")
     ap.add_argument("--series", help="DICOM SeriesInstanceUID to use when the folder holds several series")
+    ap.add_argument("--dicom-seg", action="store_true", help="DICOM input: also write seg.dcm, a DICOM Segmentation referencing the series (opens in 3D Slicer/OHIF; it carries the patient's identifiers)")
     ap.add_argument("--precision", choices=["auto", "32", "bf16"], default="auto",
                     help="auto: bf16 where the CPU has native bf16 and a probe finds it faster, else fp32")
     ap.add_argument("--device", default="cpu")
@@ -646,7 +656,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if not n.get("error") else 1
     try:
         r = predict(a.checkpoint, a.input, a.output, a.spacing, a.thickness, a.device, a.tta, a.batch_size, patient_id=a.patient_id, progress=True, keep_names=a.keep_names,
-                    crop=not a.no_crop, threads=a.threads, intensity=a.intensity, series_uid=a.series, precision=a.precision)
+                    crop=not a.no_crop, threads=a.threads, intensity=a.intensity, series_uid=a.series, precision=a.precision, dicom_seg=a.dicom_seg)
     except InputError as e:
         print(f"hemato.predict: error: {e}", file=sys.stderr)
         return 2

@@ -309,3 +309,23 @@ def test_cohort_batch_lists_failures_and_resumes(tmp_path: Path) -> None:
     os.utime(nii, ns=(nii.stat().st_atime_ns, nii.stat().st_mtime_ns + 10**9))
     t3 = P.predict_cohort("model.pt", tmp_path / "cohort", out, progress=False)
     assert sorted(t3["status"]) == ["done before", "error", "ok"]
+
+
+def test_dicom_seg_reads_back_onto_the_same_voxels(tmp_path: Path) -> None:
+    import pydicom
+
+    from hemato.data.readers.dicom import read_dicom_series
+    from hemato.dicom_seg import read_dicom_seg
+
+    hu, truth = head()
+    write_dicom_series(tmp_path / "dcm", hu, spacing=SP)
+    r = run(tmp_path / "dcm", tmp_path / "o", dicom_seg=True)
+    seg = tmp_path / "o" / "seg.dcm"
+    ds = pydicom.dcmread(seg)
+    assert ds.Modality == "SEG" and ds.SegmentSequence[0].SegmentLabel == "intracranial hemorrhage"
+    *_, geo = read_dicom_series(tmp_path / "dcm", with_geometry=True)
+    back = read_dicom_seg(seg, geo["datasets"])
+    assert back.shape == truth.shape and (back == truth).all() and r["volume_ml"] == pytest.approx(ml(truth.sum()))
+    with pytest.raises(InputError, match="--dicom-seg needs a DICOM series"):
+        write_nifti(tmp_path / "s.nii.gz", hu, spacing=SP, thickness=5.0)
+        run(tmp_path / "s.nii.gz", tmp_path / "o2", dicom_seg=True)

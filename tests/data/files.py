@@ -22,6 +22,7 @@ def write_dicom_series(folder: Path, hu: np.ndarray, spacing=(0.5, 0.5), thickne
 
     folder.mkdir(parents=True, exist_ok=True)
     series = series or generate_uid()
+    study, frame = "1.2.826.0.1.3680043.8.498.1", "1.2.826.0.1.3680043.8.498.2"
     out = []
     z = positions if positions is not None else [k * thickness for k in range(hu.shape[0])]
     order = np.random.default_rng(0).permutation(hu.shape[0])  # files not in slice order
@@ -34,6 +35,9 @@ def write_dicom_series(folder: Path, hu: np.ndarray, spacing=(0.5, 0.5), thickne
         ds.file_meta = meta
         ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
         ds.SeriesInstanceUID = series
+        ds.StudyInstanceUID, ds.FrameOfReferenceUID = study, frame
+        ds.StudyID, ds.StudyDate, ds.StudyTime, ds.AccessionNumber, ds.ReferringPhysicianName = "1", "20260101", "120000", "A1", ""
+        ds.SeriesNumber, ds.PatientSex, ds.Manufacturer = 2, "O", "test"
         ds.PatientName, ds.PatientID, ds.PatientBirthDate = name, pid, "19500101"
         ds.Modality = modality
         ds.InstanceNumber = int(k) + 1

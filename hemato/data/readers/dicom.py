@@ -152,7 +152,8 @@ def read_dicom_series(
     ``with_geometry`` also a dict: ``orientation`` (6 floats), ``origin`` and ``last``
     (first/last ImagePositionPatient, LPS mm), ``slice_extents_mm`` (Z,), ``uniform``,
     ``series_uid``, ``modality``, ``order`` ("ImagePositionPatient" or "InstanceNumber"),
-    ``skipped`` (files not used, with why). The slice spacing is None when the spacings
+    ``skipped`` (files not used, with why), ``datasets`` (the used pydicom datasets, in
+    slice order: for a DICOM SEG that references them). The slice spacing is None when the spacings
     are not uniform (use the extents) or unknown."""
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -234,7 +235,7 @@ def read_dicom_series(
         order = np.argsort([int(i) for i in inst]) if len(group) > 1 else np.array([0])
         hu = np.stack([hus[i] for i in order])
         geo.update({"order": "InstanceNumber", "orientation": None, "origin": None, "last": None,
-                    "slice_extents_mm": np.full(len(order), np.nan), "uniform": True})
+                    "slice_extents_mm": np.full(len(order), np.nan), "uniform": True, "datasets": [group[i].ds for i in order]})
         out = (hu, spacing, None, np.full(len(order), np.nan))
         return (*out, geo) if with_geometry else out
     orient = np.asarray(group[0].iop, dtype=np.float64)
@@ -259,7 +260,8 @@ def read_dicom_series(
         extents = np.full(1, spacing_z if spacing_z else np.nan)
     hu = np.stack([hus[i] for i in order])
     geo.update({"order": "ImagePositionPatient", "orientation": [float(v) for v in orient], "origin": list(group[order[0]].ipp),
-                "last": list(group[order[-1]].ipp), "slice_extents_mm": extents, "uniform": uniform})
+                "last": list(group[order[-1]].ipp), "slice_extents_mm": extents, "uniform": uniform,
+                "datasets": [group[i].ds for i in order]})
     return (hu, spacing, spacing_z, pos, geo) if with_geometry else (hu, spacing, spacing_z, pos)
 
 
