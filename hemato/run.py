@@ -128,7 +128,37 @@ def cpu_threads_per_process(cfg: DictConfig) -> int:
     return max(1, physical_cores() // max(1, procs))
 
 
-def build_loggers(cfg: DictConfig, out_dir: Path) -> list[Any]:
+def table_columns(cfg: DictConfig, precision: str) -> dict[str, Any]:
+    """The columns hemato.report's tables group runs by; every W&B run's config carries them,
+    so a W&B runs table of a sweep lines up as Table 1 (and of the ablation sweep, Table 7)."""
+    m = cfg.model
+    choice = HydraConfig.get().runtime.choices.get("data") if HydraConfig.initialized() else None
+    return {
+        "model": str(m.name),
+        "sa": bool(m.get("sa", False)),
+        "ca": bool(m.get("ca", False)),
+        "spa": bool(m.get("spa", False)),
+        "dataset": choice or "?",
+        "fold": cfg.data.get("fold"),
+        "folds": cfg.data.get("folds"),
+        "precision": precision,
+        "seed": int(cfg.seed),
+        "experiment": str(cfg.task_name),
+        "input_size": int(cfg.data.input_size),
+        "base_channels": int(m.get("base_channels", 0)),
+    }
+
+
+# the Table 1 / 2 metrics under stable names in every W&B run's summary
+WANDB_SUMMARY = {
+    "table1/dice_slice": "dice_slice", "table1/iou_slice": "iou_slice", "table1/rvd_slice": "rvd_slice",
+    "table1/dice_patient": "dice_patient", "table1/iou_patient": "iou_patient", "table1/rvd_patient": "rvd_patient",
+    "table2/volume_rmse_ml": "volume_rmse_ml", "table2/volume_mae_ml": "volume_mae_ml", "table2/n_volume_patients": "n_volume_patients",
+    "table2/fp_patients": "fp_patients", "table2/n_patients": "n_patients", "table2/n_patients_with_bleed": "n_patients_with_bleed",
+}
+
+
+def build_loggers(cfg: DictConfig, out_dir: Path, precision: str = "32-true") -> list[Any]:
     loggers = []
     for name, lcfg in (cfg.get("logger") or {}).items():
         if lcfg is None:
@@ -140,9 +170,12 @@ def build_loggers(cfg: DictConfig, out_dir: Path) -> list[Any]:
             hc = HydraConfig.get()
             if hc.mode.name == "MULTIRUN":
                 kwargs["group"] = Path(hc.sweep.dir).name
-                kwargs["name"] = f"{hc.job.num}_{cfg.model.name}"
-            else:
                 kwargs["name"] = out_dir.name
+            else:  # a single run: grouped with the runs beside it (e.g. the folds of one CV)
+                kwargs["group"] = f"{cfg.task_name}/{out_dir.parent.name}"
+                kwargs["name"] = out_dir.name
+            kwargs["job_type"] = str(cfg.task_name)
+            kwargs["config"] = table_columns(cfg, precision)
         loggers.append(hydra.utils.instantiate(lcfg, **kwargs))
     return loggers
 
@@ -181,7 +214,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     prov = provenance(cfg)
     prov["precision"] = choice.as_dict()
     write_atomic(out_dir / "provenance.json", json.dumps(prov, indent=2))
-    loggers = build_loggers(cfg, out_dir)
+    loggers = build_loggers(cfg, out_dir, choice.precision)
     ckpt = ModelCheckpoint(
         dirpath=out_dir / "checkpoints",
         filename="best",
@@ -257,6 +290,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         for lg in loggers:
             if type(lg).__name__ == "WandbLogger":
                 log_to_wandb(lg, patients, out_dir)
+                lg.experiment.summary.update({k: float(summary[v]) for k, v in WANDB_SUMMARY.items() if v in summary})
     for lg in loggers:
         if type(lg).__name__ == "WandbLogger":
             import wandb

@@ -80,3 +80,25 @@ def test_multirun_with_offline_wandb_one_dir_per_job(tmp_path: Path) -> None:
         check_run_dir(job, model)
         offline = list((job / "wandb").glob("offline-run-*"))
         assert len(offline) == 1, f"{job}: expected one offline W&B run, got {offline}"
+        # the run lines up as a Table 1 row: grouping columns in its config, metrics in its summary
+        import yaml
+
+        config = yaml.safe_load((offline[0] / "files" / "config.yaml").read_text())
+        for col in ("model", "sa", "ca", "spa", "dataset", "fold", "precision", "seed", "experiment"):
+            assert col in config, f"{col} missing from the W&B config"
+        assert config["model"]["value"] == model and config["experiment"]["value"] == "cpu"
+        summ = json.loads((offline[0] / "files" / "wandb-summary.json").read_text())
+        metrics = json.loads((job / "metrics.json").read_text())["test"]
+        assert summ["table1/dice_patient"] == pytest.approx(metrics["dice_patient"]) and "table2/volume_mae_ml" in summ
+    # the report as one W&B run: the tables as W&B tables, with the runs' W&B ids
+    out = tmp_path / "rep"
+    proc = subprocess.run([sys.executable, "-m", "hemato.report", str(sweeps[0]), "--out", str(out), "--wandb"], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "WANDB_MODE": "offline"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (rep,) = list((out / "wandb").glob("offline-run-*"))
+    tables = {p.name.split("_")[0]: p for p in (rep / "files" / "media" / "table" / "tables").glob("*.table.json")}
+    assert {"table1", "table2", "table7"} <= set(tables), sorted(tables)
+    t1 = json.loads(tables["table1"].read_text())
+    assert {"model", "dice", "paper_dice", "wandb_run"} <= set(t1["columns"]) and len(t1["data"]) == 2
+    ids = {p.name.rsplit("-", 1)[-1] for j in jobs for p in (j / "wandb").glob("offline-run-*")}
+    assert {row[t1["columns"].index("wandb_run")] for row in t1["data"]} == ids

@@ -18,8 +18,47 @@ __all__ = ["build_report"]
 
 
 
-def build_report(run_paths: list[str | Path], out_dir: str | Path) -> dict:
-    """Write tables (CSV + Markdown), figures (PNG), report.md and report.html into ``out_dir``.
+def wandb_run_ids(paths: list[Path]) -> dict[str, str]:
+    """Run folder -> its W&B run id (from ``wandb/offline-run-*-<id>`` or ``run-*-<id>``)."""
+    ids = {}
+    for p in paths:
+        found = sorted(Path(p).glob("wandb/*run-*"))
+        if found:
+            ids[str(p)] = found[-1].name.rsplit("-", 1)[-1]
+    return ids
+
+
+def log_report_to_wandb(tables: list, figs: dict[str, Path], html: Path, runs: list, out: Path, project: str = "hemato") -> str:
+    """One W&B run (job type ``report``) holding every table as a ``wandb.Table`` (the
+    paper's numbers in their own columns, each row's W&B run id beside its run folder),
+    every figure as an image and ``report.html`` as an artifact. Offline unless WANDB_MODE
+    says otherwise; ``wandb sync`` uploads it. Returns the run's id."""
+    import os
+
+    import wandb
+
+    os.environ.setdefault("WANDB_MODE", "offline")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    ids = wandb_run_ids([r.path for r in runs])
+    run = wandb.init(project=project, job_type="report", name=f"report-{out.name}", dir=str(out), config={"runs": [str(r.path) for r in runs], "wandb_runs": ids})
+    for t in tables:
+        df = t.data.copy()
+        if "run" in df:
+            df["wandb_run"] = [ids.get(str(v), "") for v in df["run"]]
+        run.log({f"tables/{t.key}": wandb.Table(dataframe=df.astype({c: str for c in df.columns if df[c].dtype == object}))})
+    for name, p in figs.items():
+        run.log({f"figures/{p.stem}": wandb.Image(str(p), caption=name)})
+    art = wandb.Artifact(f"report-{out.name}".replace("/", "_"), type="report")
+    art.add_file(str(html))
+    run.log_artifact(art)
+    rid = run.id
+    run.finish()
+    return rid
+
+
+def build_report(run_paths: list[str | Path], out_dir: str | Path, wandb: bool = False) -> dict:
+    """Write tables (CSV + Markdown), figures (PNG), report.md and report.html into ``out_dir``
+    (and with ``wandb``, the same as one W&B run: :func:`log_report_to_wandb`).
 
     Returns a summary dict (runs used, runs skipped, files written).
     """
@@ -65,5 +104,7 @@ def build_report(run_paths: list[str | Path], out_dir: str | Path) -> dict:
     run_names = [f"{r.label}: {r.path}" for r in runs]
     write_atomic(out / "report.html", render(tables, figs, run_names, [str(u) for u in unfinished]))
     summary = {"runs": run_names, "skipped_unfinished": [str(u) for u in unfinished], "tables": [t.key for t in tables], "figures": [p.name for p in figs.values()]}
+    if wandb:
+        summary["wandb_run"] = log_report_to_wandb(tables, figs, out / "report.html", runs, out)
     write_atomic(out / "report.json", json.dumps(summary, indent=2))
     return summary
