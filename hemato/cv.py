@@ -35,7 +35,7 @@ import pandas as pd
 import yaml
 from scipy import ndimage, stats
 
-from hemato.engine import Contract, scan_counts, segment
+from hemato.engine import Contract, confidence, scan_counts, segment
 from hemato.metrics.overlap import overlap_scores
 from hemato.rundir import write_atomic
 
@@ -100,7 +100,8 @@ def evaluate_run(
         for angle in rotations:
             k = (int(angle) // 90) % 4
             img = np.ascontiguousarray(np.rot90(rec.image, k, axes=(1, 2)))
-            _, mask = segment(model.forward, img, con)
+            probs, mask = segment(model.forward, img, con)
+            conf = confidence(probs, con) if k == 0 else None
             mask = np.ascontiguousarray(np.rot90(mask, -k, axes=(1, 2)))
             if k == 0:
                 masks0.append((rec, mask))
@@ -118,6 +119,7 @@ def evaluate_run(
                 "dice": ps["dice"][0], "iou": ps["iou"][0], "rvd": ps["rvd"][0], "rvd_signed": ps["rvd_signed"][0],
                 "n_slices": int(len(c["gt"])), "bleed_slices_true": int((c["gt"] > 0).sum()), "bleed_slices_pred": int((c["pred"] > 0).sum()),
                 "largest_component_px": largest_component_px(mask),
+                "unsure": conf["unsure"] if conf else None, "relative_spread": conf["relative_spread"] if conf else None,
                 "kinds": rec.tags.get("kinds") if isinstance(rec.tags, dict) else None,
             })
     patients, slices = pd.DataFrame(prow), pd.DataFrame(srows)
@@ -320,6 +322,15 @@ def cv_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) -> di
             summary["models"][label]["by_kind"] = {
                 str(k): {"n": int(len(g)), "dice_patient": float(g["dice"].mean())} for k, g in p0[p0["gt"] > 0].groupby("kinds")
             }
+        if "unsure" in p0 and p0["unsure"].notna().any():
+            b = p0[p0["gt"] > 0]
+            fl = b["unsure"].astype(str).str.lower() == "true"
+            summary["models"][label]["confidence"] = {
+                "rule": "unsure: volume at p>0.3 and p>0.7 differ by > 0.5 x the volume at the threshold",
+                "flagged": {"n": int(fl.sum()), "dice": float(b.loc[fl, "dice"].mean()) if fl.any() else math.nan, "abs_rvd": float(b.loc[fl, "rvd"].mean()) if fl.any() else math.nan},
+                "unflagged": {"n": int((~fl).sum()), "dice": float(b.loc[~fl, "dice"].mean()) if (~fl).any() else math.nan, "abs_rvd": float(b.loc[~fl, "rvd"].mean()) if (~fl).any() else math.nan},
+                "bleed_free_flagged": int((p0.loc[p0["gt"] == 0, "unsure"].astype(str).str.lower() == "true").sum()),
+            }
     labels = list(merged)
     for i, a in enumerate(labels):
         for b in labels[i + 1 :]:
@@ -340,6 +351,12 @@ def cv_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) -> di
     for label in merged:
         figs += failure_figures(paths, label, out / "figures")
     summary["figures"] = [str(f.relative_to(out)) for f in figs]
+    conf_rows = [(k, v["confidence"]) for k, v in summary["models"].items() if "confidence" in v]
+    if conf_rows:
+        md += ["", "Confidence flag (patients with bleed): does 'unsure' pick out the larger errors?", "",
+               "| model | flagged n | flagged Dice | flagged Rvd | unflagged n | unflagged Dice | unflagged Rvd | bleed-free flagged |", "|---|---|---|---|---|---|---|---|"]
+        md += [f"| {k} | {c['flagged']['n']} | {c['flagged']['dice']:.3f} | {c['flagged']['abs_rvd']:.3f} | {c['unflagged']['n']} | {c['unflagged']['dice']:.3f} | "
+               f"{c['unflagged']['abs_rvd']:.3f} | {c['bleed_free_flagged']} |" for k, c in conf_rows]
     write_atomic(out / "table1_oof.md", "\n".join(md) + "\n")
     write_atomic(out / "cv_summary.json", json.dumps(summary, indent=2, default=float))
     return summary

@@ -121,6 +121,30 @@ def segment(
     return probs, postprocess(probs, contract)
 
 
+UNSURE_SPREAD = 0.5  # a scan is "unsure" when its volume at thresholds 0.3 and 0.7 differs by more than this x its volume at the contract's threshold
+
+
+def confidence(probs: np.ndarray, contract: Contract, low: float = 0.3, high: float = 0.7, spread: float = UNSURE_SPREAD) -> dict[str, Any]:
+    """How much the mask depends on the threshold: bleed voxels at ``low``, the contract's
+    threshold and ``high`` (each post-processed as the contract says), their relative spread
+    ``(n_low - n_high) / n_mid`` and ``unsure`` when it exceeds ``spread``; a scan whose
+    mask is empty at the threshold but not at ``low`` is unsure too. Per bleed (3D
+    components of the mask): its voxels and mean probability."""
+    n = {}
+    for name, t in (("low", low), ("mid", contract.threshold), ("high", high)):
+        n[name] = int(postprocess(probs, Contract.from_dict({**contract.as_dict(), "threshold": t})).sum())
+    rel = (n["low"] - n["high"]) / n["mid"] if n["mid"] else (float("inf") if n["low"] else 0.0)
+    mask = postprocess(probs, contract)
+    labels, k = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    bleeds = []
+    for lab in range(1, k + 1):
+        sel = labels == lab
+        bleeds.append({"voxels": int(sel.sum()), "mean_probability": float(probs[sel].mean())})
+    return {"voxels_at": {str(low): n["low"], str(contract.threshold): n["mid"], str(high): n["high"]}, "relative_spread": float(rel),
+            "unsure": bool(rel > spread), "rule": f"unsure when (voxels at p>{low} - voxels at p>{high}) / voxels at p>{contract.threshold} > {spread}",
+            "bleeds": sorted(bleeds, key=lambda b: -b["voxels"])}
+
+
 def scan_counts(pred: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
     """Per-slice pixel counts (Z,) of intersection, prediction and truth (native grid)."""
     p, t = np.asarray(pred, bool), np.asarray(truth, bool)
@@ -132,4 +156,4 @@ def scan_counts(pred: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-__all__ = ["Contract", "Forward", "postprocess", "remove_small_components", "scan_counts", "segment"]
+__all__ = ["Contract", "Forward", "confidence", "postprocess", "remove_small_components", "scan_counts", "segment"]

@@ -41,7 +41,7 @@ import torch
 import hemato
 from hemato.data.readers.errors import InputError
 from hemato.data.readers.images import IMAGE_SUFFIXES, read_slice
-from hemato.engine import Contract, segment
+from hemato.engine import Contract, confidence, segment
 from hemato.inference import Forward, onnx_forward, onnx_session, set_threads, torch_forward
 from hemato.metrics.volume import abc2, volume_from_areas_ml
 from hemato.models.registry import available, build_model
@@ -263,6 +263,22 @@ def _to_window(values: np.ndarray, path: Path, level: float, width: float, inten
         return np.rint(values).astype(np.uint8)
     check_ct_values(values, path, intensity)
     return window_hu(values, level, width)
+
+
+def input_qc(scan: Scan, min_slices: int = 10, trained_spacing_mm: float = 5.0) -> list[str]:
+    """Input quality flags (the model is not refused, the reader is told): few slices, a
+    slice spacing far from the training data's (ct-ich: 5 mm), most head voxels outside the
+    window (an unusual intensity convention)."""
+    flags = []
+    z = scan.image.shape[0]
+    if z < min_slices:
+        flags.append(f"only {z} slices: the scan may not cover the whole head")
+    if scan.thickness_mm and not 0.5 * trained_spacing_mm <= scan.thickness_mm <= 2 * trained_spacing_mm:
+        flags.append(f"slice spacing {scan.thickness_mm:g} mm is outside the range the model was trained on (~{trained_spacing_mm:g} mm)")
+    head = scan.image > 0
+    if head.any() and (scan.image[head] == 255).mean() > 0.3:
+        flags.append("over 30 % of the non-air voxels are at the top of the window: unusual intensities")
+    return flags
 
 
 def check_device(device: str) -> str:
@@ -530,7 +546,9 @@ def predict(
         scan.thickness_mm, scan.source["thickness"] = float(thickness), "--slice-spacing"
         scan.slice_extents_mm = None
 
-    _, mask = segment(model.forward, scan.image, con, batch_size=batch_size, tta=tta, progress=progress, crop=crop)
+    probs, mask = segment(model.forward, scan.image, con, batch_size=batch_size, tta=tta, progress=progress, crop=crop)
+    conf = confidence(probs, con)
+    qc = input_qc(scan)
     area_px = mask.reshape(mask.shape[0], -1).sum(1)
     extents = scan.slice_extents_mm
     known = scan.spacing_mm is not None and (scan.thickness_mm is not None or extents is not None)
@@ -549,6 +567,8 @@ def predict(
         "model": model.identity,
         "model_trained_on": con.trained_on,
         "warnings": warnings,
+        "confidence": conf,
+        "input_qc": qc,
         "threshold": con.threshold,
         "contract": con.as_dict(),
         "tta": tta,

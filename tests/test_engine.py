@@ -57,3 +57,18 @@ def test_segment_runs_the_network_and_applies_the_contract() -> None:
     assert mask[1, 20:36, 20:36].all() and mask.sum() == 256  # speck dropped
     c = scan_counts(mask, img == 250)
     assert c["inter"].tolist() == [0, 256, 0] and c["gt"].tolist() == [0, 256, 4]
+
+
+def test_confidence_flags_a_threshold_dependent_mask() -> None:
+    from hemato.engine import confidence
+
+    sure = np.zeros((2, 32, 32), np.float32)
+    sure[0, 8:16, 8:16] = 0.95
+    c = confidence(sure, Contract(input_size=32))
+    assert not c["unsure"] and c["relative_spread"] == 0.0 and c["bleeds"][0]["voxels"] == 64
+    vague = sure.copy()
+    vague[0, 4:24, 4:24] = np.where(vague[0, 4:24, 4:24] > 0, 0.95, 0.4)  # a wide halo just below 0.5
+    c = confidence(vague, Contract(input_size=32))
+    assert c["unsure"] and c["relative_spread"] == pytest.approx((400 - 64) / 64)
+    faint = np.full((1, 32, 32), 0.35, np.float32)  # nothing at 0.5, everything at 0.3
+    assert confidence(faint, Contract(input_size=32))["unsure"]

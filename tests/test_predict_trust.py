@@ -329,3 +329,11 @@ def test_dicom_seg_reads_back_onto_the_same_voxels(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="--dicom-seg needs a DICOM series"):
         write_nifti(tmp_path / "s.nii.gz", hu, spacing=SP, thickness=5.0)
         run(tmp_path / "s.nii.gz", tmp_path / "o2", dicom_seg=True)
+
+
+def test_report_carries_confidence_and_input_qc(tmp_path: Path) -> None:
+    hu, truth = head()
+    write_dicom_series(tmp_path / "dcm", hu, spacing=SP, thickness=1.0, positions=[k * 1.0 for k in range(len(hu))])
+    r = run(tmp_path / "dcm", tmp_path / "o")
+    assert r["confidence"]["unsure"] is False and r["confidence"]["bleeds"][0]["voxels"] == truth.sum()
+    assert any("only 6 slices" in f for f in r["input_qc"]) and any("slice spacing 1 mm" in f for f in r["input_qc"])
