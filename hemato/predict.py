@@ -265,6 +265,27 @@ def _to_window(values: np.ndarray, path: Path, level: float, width: float, inten
     return window_hu(values, level, width)
 
 
+def bleed_geometry(mask: np.ndarray, scan: Scan) -> list[dict[str, Any]]:
+    """Per bleed (3D component of the mask, largest first): voxels, volume (ml, where the
+    spacing is known), centroid (slice, row, col) and in mm from the first slice's corner,
+    and its slice of largest area; for matching bleeds between two scans."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    out = []
+    sp = scan.spacing_mm
+    h = scan.thickness_mm
+    for lab in range(1, n + 1):
+        sel = labels == lab
+        z, r, c = (float(v) for v in ndimage.center_of_mass(sel))
+        areas = sel.reshape(sel.shape[0], -1).sum(1)
+        vox = int(sel.sum())
+        out.append({"voxels": vox, "volume_ml": vox * sp[0] * sp[1] * h / 1000.0 if sp and h else None,
+                    "centroid_index": [z, r, c], "centroid_mm": [z * h, r * sp[0], c * sp[1]] if sp and h else None,
+                    "largest_slice": int(np.argmax(areas))})
+    return sorted(out, key=lambda b: -b["voxels"])
+
+
 def input_qc(scan: Scan, min_slices: int = 10, trained_spacing_mm: float = 5.0) -> list[str]:
     """Input quality flags (the model is not refused, the reader is told): few slices, a
     slice spacing far from the training data's (ct-ich: 5 mm), most head voxels outside the
@@ -569,6 +590,8 @@ def predict(
         "warnings": warnings,
         "confidence": conf,
         "input_qc": qc,
+        "patient_key": (scan.dicom_geometry or {}).get("patient_key"),
+        "bleeds": bleed_geometry(mask, scan),
         "threshold": con.threshold,
         "contract": con.as_dict(),
         "tta": tta,

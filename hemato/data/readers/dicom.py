@@ -227,7 +227,12 @@ def read_dicom_series(
     modality = str(getattr(group[0].ds, "Modality", "") or "") or None
 
     have_pos = all(s.ipp is not None and s.iop is not None for s in group)
-    geo: dict[str, Any] = {"series_uid": group[0].series, "modality": modality, "skipped": skipped}
+    pid = str(getattr(group[0].ds, "PatientID", "") or "")
+    import hashlib
+
+    geo: dict[str, Any] = {"series_uid": group[0].series, "modality": modality, "skipped": skipped,
+                           # a salted-free hash: equal for two scans of one patient, the ID itself never leaves
+                           "patient_key": hashlib.sha256(pid.encode()).hexdigest()[:16] if pid else None}
     if not have_pos:
         inst = [getattr(s.ds, "InstanceNumber", None) for s in group]
         if len(group) > 1 and (None in inst or len(set(int(i) for i in inst)) != len(inst)):
