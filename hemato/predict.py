@@ -649,6 +649,9 @@ def predict(
         pd.DataFrame([row]).to_csv(tmp / "report.csv", index=False)
         report["slices"] = slices
         (tmp / "report.json").write_text(json.dumps(report, indent=2))
+        from hemato.report.scan_page import render_scan_page
+
+        (tmp / "report.html").write_text(render_scan_page(report, sorted((tmp / "overlays").glob("*.png"), key=_natural_key)))
         old = None
         if out.exists():
             old = out.with_name(f".{out.name}.old-{tmp.name.rsplit('-', 1)[-1]}")
