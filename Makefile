@@ -26,8 +26,9 @@ test-lowest:        ## the fast tests against the lowest dependency versions pyp
 	.venv-lowest/bin/python -m pip install -q -c constraints-cpu.txt -c constraints-lowest.txt -e ".[dev]"
 	.venv-lowest/bin/python -m pytest -q -m "not slow" -p no:cacheprovider
 
-lint:
+lint:               ## ruff check + ruff format --check (CI runs it)
 	$(PY) -m ruff check hemato tests
+	$(PY) -m ruff format --check hemato tests
 
 format:
 	$(PY) -m ruff format hemato tests

@@ -77,10 +77,14 @@ def calibrated_peak(peak: dict[str, Any], measure: bool = True) -> dict[str, Any
         if g32 > derived:
             ghz = g32 / (peak["cores"] * peak["flop_per_cycle"])
             out["peak_gflops"] = g32
-            out["derivation"] = (f"{peak['derivation']}; the measured fp32 GEMM ran {g32:.0f} GFLOP/s, above it (the cores run at >= {ghz:.2f} GHz "
-                                 f"under load, not the nominal {peak['ghz']:.2f}): peak = {g32:.0f} GFLOP/s (measured lower bound)")
+            out["derivation"] = (
+                f"{peak['derivation']}; the measured fp32 GEMM ran {g32:.0f} GFLOP/s, above it (the cores run at >= {ghz:.2f} GHz "
+                f"under load, not the nominal {peak['ghz']:.2f}): peak = {g32:.0f} GFLOP/s (measured lower bound)"
+            )
         else:
-            out["derivation"] = f"{peak['derivation']} (fp32 GEMM measured {g32:.0f} GFLOP/s = {100 * g32 / derived:.0f} % of it)"
+            out["derivation"] = (
+                f"{peak['derivation']} (fp32 GEMM measured {g32:.0f} GFLOP/s = {100 * g32 / derived:.0f} % of it)"
+            )
     if native_bf16(flags):
         factor = 16 if "amx_bf16" in flags else 2
         d16 = derived * factor
@@ -98,8 +102,9 @@ def calibrated_peak(peak: dict[str, Any], measure: bool = True) -> dict[str, Any
     return out
 
 
-
-def cpu_peak(ghz: float | None = None, fma_units: int | None = None, cpuinfo: str | None = None, cores: int | None = None) -> dict[str, Any]:
+def cpu_peak(
+    ghz: float | None = None, fma_units: int | None = None, cpuinfo: str | None = None, cores: int | None = None
+) -> dict[str, Any]:
     """Theoretical fp32 peak of this CPU: cores x clock x FLOP/cycle, with its derivation.
 
     FLOP/cycle = SIMD fp32 lanes x 2 (fused multiply-add) x FMA units per core. The lanes
@@ -131,10 +136,20 @@ def cpu_peak(ghz: float | None = None, fma_units: int | None = None, cpuinfo: st
     per_cycle = lanes * (2 if has_fma else 1) * units
     cores = cores or physical_cores()
     peak = cores * ghz * per_cycle
-    how = (f"{cores} physical cores x {ghz:.2f} GHz x {per_cycle} FLOP/cycle "
-           f"({isa}: {lanes} fp32 lanes x {2 if has_fma else 1} ({'FMA' if has_fma else 'no FMA'}) x {units} FMA units"
-           f"{'' if fma_units is not None else ' (assumed)'}) = {peak:.0f} GFLOP/s")
-    return {"cpu": model, "isa": isa, "cores": cores, "ghz": ghz, "flop_per_cycle": per_cycle, "peak_gflops": peak, "derivation": how}
+    how = (
+        f"{cores} physical cores x {ghz:.2f} GHz x {per_cycle} FLOP/cycle "
+        f"({isa}: {lanes} fp32 lanes x {2 if has_fma else 1} ({'FMA' if has_fma else 'no FMA'}) x {units} FMA units"
+        f"{'' if fma_units is not None else ' (assumed)'}) = {peak:.0f} GFLOP/s"
+    )
+    return {
+        "cpu": model,
+        "isa": isa,
+        "cores": cores,
+        "ghz": ghz,
+        "flop_per_cycle": per_cycle,
+        "peak_gflops": peak,
+        "derivation": how,
+    }
 
 
 # ------------------------------------------------------------------------ measurements
@@ -211,8 +226,19 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
     return float(2 * (a & b).sum() / s) if s else 1.0
 
 
-def bench_model(name: str, size: int, width: int, batch: int, train_batch: int, device: str, seconds: float,
-                scans: list[Any], checkpoint: str | None = None, train: bool = True, onnx: bool = True) -> dict[str, Any]:
+def bench_model(
+    name: str,
+    size: int,
+    width: int,
+    batch: int,
+    train_batch: int,
+    device: str,
+    seconds: float,
+    scans: list[Any],
+    checkpoint: str | None = None,
+    train: bool = True,
+    onnx: bool = True,
+) -> dict[str, Any]:
     """All figures for one network (runs in the current process)."""
     from hemato.inference import predict_probabilities
     from hemato.models.blocks import count_parameters
@@ -229,7 +255,13 @@ def bench_model(name: str, size: int, width: int, batch: int, train_batch: int, 
     else:
         net = build_model(name, base_channels=width)
     net = net.to(device).eval()
-    r: dict[str, Any] = {"model": name, "size": size, "width": width, "params": count_parameters(net), "checkpoint": checkpoint}
+    r: dict[str, Any] = {
+        "model": name,
+        "size": size,
+        "width": width,
+        "params": count_parameters(net),
+        "checkpoint": checkpoint,
+    }
     flop = count_flops(net, size, device)
     r["gflop_per_slice"] = flop / 1e9
 
@@ -261,7 +293,9 @@ def bench_model(name: str, size: int, width: int, batch: int, train_batch: int, 
     if scans:
         images = scans[0].image
         plain_fn = lambda im: predict_probabilities(net, im, size, batch_size=batch, device=device)  # noqa: E731
-        fast_fwd = torch_forward(net, device, channels_last=True, fold_bn=True)  # folded once, as hemato.predict's load_model does
+        fast_fwd = torch_forward(
+            net, device, channels_last=True, fold_bn=True
+        )  # folded once, as hemato.predict's load_model does
         fast_fn = lambda im: predict_probabilities(fast_fwd, im, size, batch_size=batch, crop=True)  # noqa: E731
         r["scan_shape"] = list(images.shape)
         r["scan_s_plain"] = _timeit(lambda: plain_fn(images), 0.0, min_iters=1)
@@ -269,7 +303,9 @@ def bench_model(name: str, size: int, width: int, batch: int, train_batch: int, 
         paths = {"plain": plain_fn, "fast": fast_fn}
         if onnx and device == "cpu":
             ort_fwd = _onnx_forward(net, size)
-            r["scan_s_onnx"] = _timeit(lambda: predict_probabilities(ort_fwd, images, size, batch_size=batch), 0.0, min_iters=1)
+            r["scan_s_onnx"] = _timeit(
+                lambda: predict_probabilities(ort_fwd, images, size, batch_size=batch), 0.0, min_iters=1
+            )
             paths["onnx"] = lambda im: predict_probabilities(ort_fwd, im, size, batch_size=batch)
         # accuracy of every path on the scans: against the plain path, and (trained
         # checkpoint) against the truth; volumes in ml at the phantom's exact geometry
@@ -280,7 +316,9 @@ def bench_model(name: str, size: int, width: int, batch: int, train_batch: int, 
             for k, m in masks.items():
                 if k != "plain":
                     acc.setdefault(f"{k}_vs_plain_dice", []).append(_dice(m, masks["plain"]))
-                    acc.setdefault(f"{k}_vs_plain_abs_ml", []).append(abs(float(m.sum() - masks["plain"].sum())) * voxel_ml)
+                    acc.setdefault(f"{k}_vs_plain_abs_ml", []).append(
+                        abs(float(m.sum() - masks["plain"].sum())) * voxel_ml
+                    )
                 if checkpoint:
                     acc.setdefault(f"dice_{k}", []).append(_dice(m, p.mask))
                     acc.setdefault(f"abs_volume_error_ml_{k}", []).append(abs(float(m.sum() - p.mask.sum())) * voxel_ml)
@@ -332,7 +370,10 @@ def _report_seconds(checkpoint: str, patient: Any) -> float:
         hu = patient.image.astype(np.float32) / 255.0 * 120.0 - 20.0
         data = np.transpose(hu[:, ::-1, ::-1], (2, 1, 0))  # (x, y, z) in RAS, like read_nifti expects
         sr, sc = patient.spacing_mm
-        nib.save(nib.Nifti1Image(np.ascontiguousarray(data), np.diag([sc, sr, patient.thickness_mm, 1.0])), f"{tmp}/scan.nii.gz")
+        nib.save(
+            nib.Nifti1Image(np.ascontiguousarray(data), np.diag([sc, sr, patient.thickness_mm, 1.0])),
+            f"{tmp}/scan.nii.gz",
+        )
         t = time.perf_counter()
         predict(checkpoint, f"{tmp}/scan.nii.gz", f"{tmp}/report")
         return time.perf_counter() - t
@@ -356,9 +397,16 @@ def data_rate(size: int, batch: int, seconds: float = 2.0) -> dict[str, Any]:
     from hemato.data.phantom import PhantomSource
 
     src = PhantomSource(n_patients=4, image_size=256, seed=5, min_slices=20, max_slices=22)
-    dm = HematomaDataModule(src, input_size=size, batch_size=batch, test_fraction=0.25, val_fraction=0.0,
-                            augment={"hflip": 0.5, "vflip": 0.5, "shift": 0.1, "shift_p": 0.5},
-                            foreground_oversample=0.5, samples_per_epoch=100 * batch)
+    dm = HematomaDataModule(
+        src,
+        input_size=size,
+        batch_size=batch,
+        test_fraction=0.25,
+        val_fraction=0.0,
+        augment={"hflip": 0.5, "vflip": 0.5, "shift": 0.1, "shift_p": 0.5},
+        foreground_oversample=0.5,
+        samples_per_epoch=100 * batch,
+    )
     dm.setup("fit")
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
@@ -389,11 +437,24 @@ def _fmt(v: Any, nd: int = 1) -> str:
 def table(rows: list[dict[str, Any]], peak: float, ref: dict[str, Any] | None) -> str:
     """The figures as a fixed-width table; ratios are to the reference (plain U-Net) row."""
     cols = [
-        ("model", "model", 0), ("size", "px", 0), ("width", "w", 0), ("params", "params", 0), ("gflop_per_slice", "GFLOP/sl", 2),
-        ("infer_slices_s", "inf sl/s", 1), ("infer_format", "inf fmt", 0), ("infer_gflops", "inf GFLOP/s", 1), ("util", "util %", 1),
-        ("scan_s_plain", "scan s", 2), ("scan_s_fast", "fast s", 2), ("scan_s_onnx", "onnx s", 2), ("report_s", "report s", 2),
-        ("train_slices_s", "train sl/s", 1), ("train_format", "trn fmt", 0), ("peak_memory_mb", "peak MB", 0),
-        ("infer_ratio", "inf/ref", 2), ("train_ratio", "trn/ref", 2),
+        ("model", "model", 0),
+        ("size", "px", 0),
+        ("width", "w", 0),
+        ("params", "params", 0),
+        ("gflop_per_slice", "GFLOP/sl", 2),
+        ("infer_slices_s", "inf sl/s", 1),
+        ("infer_format", "inf fmt", 0),
+        ("infer_gflops", "inf GFLOP/s", 1),
+        ("util", "util %", 1),
+        ("scan_s_plain", "scan s", 2),
+        ("scan_s_fast", "fast s", 2),
+        ("scan_s_onnx", "onnx s", 2),
+        ("report_s", "report s", 2),
+        ("train_slices_s", "train sl/s", 1),
+        ("train_format", "trn fmt", 0),
+        ("peak_memory_mb", "peak MB", 0),
+        ("infer_ratio", "inf/ref", 2),
+        ("train_ratio", "trn/ref", 2),
     ]
     lines = []
     for r in rows:
@@ -412,8 +473,14 @@ def table(rows: list[dict[str, Any]], peak: float, ref: dict[str, Any] | None) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m hemato.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {MODELS}; {REFERENCE} is always added as the reference")
+    ap = argparse.ArgumentParser(
+        prog="python -m hemato.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--models",
+        default=",".join(MODELS),
+        help=f"comma-separated, from {MODELS}; {REFERENCE} is always added as the reference",
+    )
     ap.add_argument("--size", type=int, default=256, help="network input size (pixels)")
     ap.add_argument("--width", type=int, default=16, help="base width (channels of the first stage)")
     ap.add_argument("--batch", type=int, default=8, help="inference batch (slices)")
@@ -421,13 +488,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=2.0, help="minimum timing window per figure")
     ap.add_argument("--scan-slices", type=int, default=30)
     ap.add_argument("--scan-size", type=int, default=512)
-    ap.add_argument("--checkpoint", action="append", default=[], help="also bench a trained hemato .ckpt (its own size/width), with Dice of each inference path")
-    ap.add_argument("--accuracy-scans", type=int, default=8, help="unseen phantom scans on which a --checkpoint's Dice/volume is measured per inference path")
+    ap.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        help="also bench a trained hemato .ckpt (its own size/width), with Dice of each inference path",
+    )
+    ap.add_argument(
+        "--accuracy-scans",
+        type=int,
+        default=8,
+        help="unseen phantom scans on which a --checkpoint's Dice/volume is measured per inference path",
+    )
     ap.add_argument("--paper", action="store_true", help="add inference of the paper-size networks (512 px, width 64)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: physical cores)")
-    ap.add_argument("--ghz", type=float, default=None, help="clock for the theoretical peak (default: from /proc/cpuinfo)")
-    ap.add_argument("--fma-units", type=int, default=None, help="FMA units per core for the theoretical peak (default: 2, assumed)")
+    ap.add_argument(
+        "--ghz", type=float, default=None, help="clock for the theoretical peak (default: from /proc/cpuinfo)"
+    )
+    ap.add_argument(
+        "--fma-units", type=int, default=None, help="FMA units per core for the theoretical peak (default: 2, assumed)"
+    )
     ap.add_argument("--json", default="reports/bench.json", help="where the JSON goes")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model", default=None, help=argparse.SUPPRESS)
@@ -439,7 +520,18 @@ def main(argv: list[str] | None = None) -> int:
     if a.child:
         ckpt = a.checkpoint[0] if a.checkpoint else None
         scans = [] if a.no_scan else phantom_scans(a.accuracy_scans if ckpt else 1, a.scan_slices, a.scan_size)
-        r = bench_model(a.model or "", a.size, a.width, a.batch, a.train_batch, a.device, a.seconds, scans, ckpt, train=not (a.no_train or ckpt))
+        r = bench_model(
+            a.model or "",
+            a.size,
+            a.width,
+            a.batch,
+            a.train_batch,
+            a.device,
+            a.seconds,
+            scans,
+            ckpt,
+            train=not (a.no_train or ckpt),
+        )
         print(json.dumps(r))
         return 0
 
@@ -451,19 +543,48 @@ def main(argv: list[str] | None = None) -> int:
     if REFERENCE in models:
         models.remove(REFERENCE)
     models.insert(0, REFERENCE)
-    peak = calibrated_peak(cpu_peak(a.ghz, a.fma_units)) if a.device == "cpu" else {"peak_gflops": float("nan"), "derivation": "GPU: not derived"}
+    peak = (
+        calibrated_peak(cpu_peak(a.ghz, a.fma_units))
+        if a.device == "cpu"
+        else {"peak_gflops": float("nan"), "derivation": "GPU: not derived"}
+    )
     print(f"[bench] {peak.get('cpu', a.device)}; torch {torch.__version__}, {threads} threads")
     print(f"[bench] fp32 peak: {peak['derivation']}")
     if "bf16_derivation" in peak:
         print(f"[bench] bf16 peak: {peak['bf16_derivation']}")
     ceiling = conv_ceiling(a.device, seconds=a.seconds / 2)
-    print(f"[bench] best large-convolution rate: {ceiling['best_gflops']:.1f} GFLOP/s ({ceiling['best']['shape']}, {ceiling['best']['format']})"
-          + (f" = {100 * ceiling['best_gflops'] / peak['peak_gflops']:.0f} % of peak" if peak["peak_gflops"] == peak["peak_gflops"] else ""))
+    print(
+        f"[bench] best large-convolution rate: {ceiling['best_gflops']:.1f} GFLOP/s ({ceiling['best']['shape']}, {ceiling['best']['format']})"
+        + (
+            f" = {100 * ceiling['best_gflops'] / peak['peak_gflops']:.0f} % of peak"
+            if peak["peak_gflops"] == peak["peak_gflops"]
+            else ""
+        )
+    )
     loader = data_rate(a.size, a.train_batch, seconds=a.seconds)
-    print(f"[bench] training data path: {loader['loader_slices_s']:.0f} slices/s at {a.size} px (one process, augmentation included)")
-    common = ["--size", str(a.size), "--width", str(a.width), "--batch", str(a.batch), "--train-batch", str(a.train_batch),
-              "--seconds", str(a.seconds), "--scan-slices", str(a.scan_slices), "--scan-size", str(a.scan_size), "--device", a.device,
-              "--accuracy-scans", str(a.accuracy_scans)]
+    print(
+        f"[bench] training data path: {loader['loader_slices_s']:.0f} slices/s at {a.size} px (one process, augmentation included)"
+    )
+    common = [
+        "--size",
+        str(a.size),
+        "--width",
+        str(a.width),
+        "--batch",
+        str(a.batch),
+        "--train-batch",
+        str(a.train_batch),
+        "--seconds",
+        str(a.seconds),
+        "--scan-slices",
+        str(a.scan_slices),
+        "--scan-size",
+        str(a.scan_size),
+        "--device",
+        a.device,
+        "--accuracy-scans",
+        str(a.accuracy_scans),
+    ]
     if a.threads:
         common += ["--threads", str(a.threads)]
     rows = []
@@ -477,7 +598,22 @@ def main(argv: list[str] | None = None) -> int:
     if a.paper:
         for m in ("ours", REFERENCE):
             print(f"[bench] paper size: {m} @ 512 px, width 64 (inference) ...", flush=True)
-            args = ["--model", m, "--size", "512", "--width", "64", "--batch", "2", "--seconds", str(a.seconds), "--device", a.device, "--no-scan", "--no-train"]
+            args = [
+                "--model",
+                m,
+                "--size",
+                "512",
+                "--width",
+                "64",
+                "--batch",
+                "2",
+                "--seconds",
+                str(a.seconds),
+                "--device",
+                a.device,
+                "--no-scan",
+                "--no-train",
+            ]
             if a.threads:
                 args += ["--threads", str(a.threads)]
             paper_rows.append(_run_child(args))
@@ -487,13 +623,23 @@ def main(argv: list[str] | None = None) -> int:
     fastest_train = max((r.get("train_slices_s", 0.0) for r in rows), default=0.0)
     if fastest_train:
         ratio = loader["loader_slices_s"] / fastest_train
-        verdict = "the loader is not the bottleneck" if ratio >= 2 else "the loader may starve training: raise data.num_workers"
-        print(f"\n  data path {loader['loader_slices_s']:.0f} slices/s = {ratio:.1f}x the fastest training rate: {verdict}")
-    print("\n  util % = inference GFLOP/s / theoretical peak; scan s = one "
-          f"{a.scan_slices}x{a.scan_size}x{a.scan_size} scan: plain (full frame), fast (head crop + slice skip + channels_last + folded BN), "
-          "onnx (onnxruntime, full frame); report s = hemato.predict end to end from a NIfTI file (trained checkpoints); ratios to the plain U-Net of the same size")
-    print("  agreement with the plain path (untrained rows: ONNX only, their masks are noise around 0.5;"
-          " the head-crop path is judged on trained checkpoints):")
+        verdict = (
+            "the loader is not the bottleneck"
+            if ratio >= 2
+            else "the loader may starve training: raise data.num_workers"
+        )
+        print(
+            f"\n  data path {loader['loader_slices_s']:.0f} slices/s = {ratio:.1f}x the fastest training rate: {verdict}"
+        )
+    print(
+        "\n  util % = inference GFLOP/s / theoretical peak; scan s = one "
+        f"{a.scan_slices}x{a.scan_size}x{a.scan_size} scan: plain (full frame), fast (head crop + slice skip + channels_last + folded BN), "
+        "onnx (onnxruntime, full frame); report s = hemato.predict end to end from a NIfTI file (trained checkpoints); ratios to the plain U-Net of the same size"
+    )
+    print(
+        "  agreement with the plain path (untrained rows: ONNX only, their masks are noise around 0.5;"
+        " the head-crop path is judged on trained checkpoints):"
+    )
     for r in rows:
         if "fast_vs_plain_dice" not in r:
             continue
@@ -501,12 +647,24 @@ def main(argv: list[str] | None = None) -> int:
         if "onnx_vs_plain_dice" in r:
             line += f" onnx mask Dice {r['onnx_vs_plain_dice']:.4f} (max |dV| {r['onnx_vs_plain_abs_ml']:.3f} ml)"
         if r.get("checkpoint"):
-            line += (f"; fast mask Dice {r['fast_vs_plain_dice']:.4f} (max |dV| {r['fast_vs_plain_abs_ml']:.2f} ml) over {r['accuracy_scans']} unseen scans"
-                     "; vs truth: " + ", ".join(f"{k} Dice {r['dice_' + k]:.3f} / volume MAE {r['abs_volume_error_ml_' + k]:.2f} ml"
-                                                for k in ("plain", "fast", "onnx") if "dice_" + k in r))
+            line += (
+                f"; fast mask Dice {r['fast_vs_plain_dice']:.4f} (max |dV| {r['fast_vs_plain_abs_ml']:.2f} ml) over {r['accuracy_scans']} unseen scans"
+                "; vs truth: "
+                + ", ".join(
+                    f"{k} Dice {r['dice_' + k]:.3f} / volume MAE {r['abs_volume_error_ml_' + k]:.2f} ml"
+                    for k in ("plain", "fast", "onnx")
+                    if "dice_" + k in r
+                )
+            )
         print(line)
     out = {
-        "machine": {**peak, "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__, "threads": threads},
+        "machine": {
+            **peak,
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "threads": threads,
+        },
         "conv_ceiling": ceiling,
         "data_path": loader,
         "settings": vars(a),

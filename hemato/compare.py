@@ -35,7 +35,10 @@ from hemato.data.readers.errors import InputError
 from hemato.rundir import write_atomic
 
 FLAGS = {
-    "6ml_or_33pct": ("absolute >= 6 ml or relative >= 33 %", "Demchuk et al., Lancet Neurol 2012 (PREDICT); Brott et al., Stroke 1997"),
+    "6ml_or_33pct": (
+        "absolute >= 6 ml or relative >= 33 %",
+        "Demchuk et al., Lancet Neurol 2012 (PREDICT); Brott et al., Stroke 1997",
+    ),
     "12_5ml": ("absolute >= 12.5 ml", "Dowlatshahi et al., Neurology 2011"),
     "26pct": ("relative >= 26 %", "Dowlatshahi et al., Neurology 2011"),
 }
@@ -49,13 +52,17 @@ def expansion(v0: float, v1: float) -> dict[str, Any]:
     return {"baseline_ml": v0, "followup_ml": v1, "change_ml": d, "change_relative": rel, "flags": flags}
 
 
-def match_bleeds(b0: list[dict], b1: list[dict], match_mm: float = 20.0) -> list[tuple[int | None, int | None, float | None]]:
+def match_bleeds(
+    b0: list[dict], b1: list[dict], match_mm: float = 20.0
+) -> list[tuple[int | None, int | None, float | None]]:
     """Greedy nearest-centroid matching (mm): pairs (i0, i1, distance), then the unmatched
     of each side with None on the other."""
     pairs = []
     cand = sorted(
         (float(np.linalg.norm(np.subtract(a["centroid_mm"], b["centroid_mm"]))), i, j)
-        for i, a in enumerate(b0) for j, b in enumerate(b1) if a.get("centroid_mm") and b.get("centroid_mm")
+        for i, a in enumerate(b0)
+        for j, b in enumerate(b1)
+        if a.get("centroid_mm") and b.get("centroid_mm")
     )
     used0, used1 = set(), set()
     for dist, i, j in cand:
@@ -96,8 +103,15 @@ def _overlay_pair(r0: Path, r1: Path, k0: int, k1: int, path: Path) -> Path | No
     return path
 
 
-def compare(baseline: str | Path, followup: str | Path, output: str | Path, checkpoint: str | Path | None = None, force: bool = False,
-            match_mm: float = 20.0, **kw: Any) -> dict[str, Any]:
+def compare(
+    baseline: str | Path,
+    followup: str | Path,
+    output: str | Path,
+    checkpoint: str | Path | None = None,
+    force: bool = False,
+    match_mm: float = 20.0,
+    **kw: Any,
+) -> dict[str, Any]:
     """Both volumes, their change, the expansion flags, per-bleed changes; writes ``output``."""
     from hemato.predict import load_model
 
@@ -117,12 +131,17 @@ def compare(baseline: str | Path, followup: str | Path, output: str | Path, chec
             raise InputError(Path(src), f"the {name} has no volume ({r['volume_status']}): nothing to compare")
     k0, k1 = r0.get("patient_key"), r1.get("patient_key")
     if k0 and k1 and k0 != k1 and not force:
-        raise InputError(Path(followup), "the two scans are of different patients (DICOM PatientID differs); give --force to compare anyway")
+        raise InputError(
+            Path(followup),
+            "the two scans are of different patients (DICOM PatientID differs); give --force to compare anyway",
+        )
     m0, m1 = r0.get("model", {}).get("sha256"), r1.get("model", {}).get("sha256")
     result: dict[str, Any] = {
         **expansion(float(r0["volume_ml"]), float(r1["volume_ml"])),
         "flag_definitions": {k: {"rule": v[0], "reference": v[1]} for k, v in FLAGS.items()},
-        "patient_check": "same DICOM PatientID" if k0 and k1 and k0 == k1 else ("forced" if k0 and k1 else "not checkable (no DICOM PatientID on both sides)"),
+        "patient_check": "same DICOM PatientID"
+        if k0 and k1 and k0 == k1
+        else ("forced" if k0 and k1 else "not checkable (no DICOM PatientID on both sides)"),
         "same_model": bool(m0 and m0 == m1),
         "reports": {"baseline": str(d0), "followup": str(d1)},
         "bleeds": [],
@@ -132,23 +151,41 @@ def compare(baseline: str | Path, followup: str | Path, output: str | Path, chec
     for n, (i, j, dist) in enumerate(match_bleeds(b0, b1, match_mm)):
         v0 = b0[i]["volume_ml"] if i is not None else 0.0
         v1 = b1[j]["volume_ml"] if j is not None else 0.0
-        row = {"baseline_bleed": i, "followup_bleed": j, "distance_mm": dist, "status": "matched" if i is not None and j is not None else ("new" if i is None else "gone"),
-               **expansion(float(v0 or 0.0), float(v1 or 0.0))}
+        row = {
+            "baseline_bleed": i,
+            "followup_bleed": j,
+            "distance_mm": dist,
+            "status": "matched" if i is not None and j is not None else ("new" if i is None else "gone"),
+            **expansion(float(v0 or 0.0), float(v1 or 0.0)),
+        }
         if i is not None and j is not None:
-            p = _overlay_pair(d0, d1, b0[i]["largest_slice"], b1[j]["largest_slice"], out / "overlays" / f"bleed_{n + 1}.png")
+            p = _overlay_pair(
+                d0, d1, b0[i]["largest_slice"], b1[j]["largest_slice"], out / "overlays" / f"bleed_{n + 1}.png"
+            )
             row["overlay"] = str(p.relative_to(out)) if p else None
         result["bleeds"].append(row)
     write_atomic(out / "compare.json", json.dumps(result, indent=2, default=float))
     import pandas as pd
 
-    pd.DataFrame([{"baseline_ml": result["baseline_ml"], "followup_ml": result["followup_ml"], "change_ml": result["change_ml"],
-                   "change_relative": result["change_relative"], **{f"flag_{k}": v for k, v in result["flags"].items()},
-                   "patient_check": result["patient_check"]}]).to_csv(out / "compare.csv", index=False)
+    pd.DataFrame(
+        [
+            {
+                "baseline_ml": result["baseline_ml"],
+                "followup_ml": result["followup_ml"],
+                "change_ml": result["change_ml"],
+                "change_relative": result["change_relative"],
+                **{f"flag_{k}": v for k, v in result["flags"].items()},
+                "patient_check": result["patient_check"],
+            }
+        ]
+    ).to_csv(out / "compare.csv", index=False)
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m hemato.compare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m hemato.compare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--baseline", required=True, help="scan or an earlier report folder")
     ap.add_argument("--followup", required=True, help="scan or an earlier report folder")
     ap.add_argument("--output", required=True)
@@ -159,12 +196,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precision", choices=["auto", "32", "bf16"], default="auto")
     a = ap.parse_args(argv)
     try:
-        r = compare(a.baseline, a.followup, a.output, a.checkpoint, a.force, spacing=a.spacing, thickness=a.thickness, precision=a.precision)
+        r = compare(
+            a.baseline,
+            a.followup,
+            a.output,
+            a.checkpoint,
+            a.force,
+            spacing=a.spacing,
+            thickness=a.thickness,
+            precision=a.precision,
+        )
     except InputError as e:
         print(f"hemato.compare: error: {e}", file=sys.stderr)
         return 2
     flags = ", ".join(FLAGS[k][0] for k, v in r["flags"].items() if v) or "none"
-    print(f"{r['baseline_ml']:.2f} ml -> {r['followup_ml']:.2f} ml ({r['change_ml']:+.2f} ml, {100 * r['change_relative']:+.0f} %); expansion: {flags} -> {a.output}/compare.json")
+    print(
+        f"{r['baseline_ml']:.2f} ml -> {r['followup_ml']:.2f} ml ({r['change_ml']:+.2f} ml, {100 * r['change_relative']:+.0f} %); expansion: {flags} -> {a.output}/compare.json"
+    )
     return 0
 
 

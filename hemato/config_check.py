@@ -25,14 +25,20 @@ def check_config(cfg: DictConfig) -> None:
     from omegaconf import OmegaConf
 
     src_target = str((cfg.data.get("source") or {}).get("_target_", ""))
-    if src_target.endswith("ManifestSource") and "manifest" in cfg.data and (OmegaConf.is_missing(cfg.data, "manifest") or cfg.data.manifest is None):
+    if (
+        src_target.endswith("ManifestSource")
+        and "manifest" in cfg.data
+        and (OmegaConf.is_missing(cfg.data, "manifest") or cfg.data.manifest is None)
+    ):
         raise ConfigError("data=manifest needs the dataset: data.manifest=/path/to/slices.csv")
     acc = str(cfg.trainer.get("accelerator"))
     if acc in ("gpu", "cuda"):
         import torch
 
         if not torch.cuda.is_available():
-            raise ConfigError(f"trainer.accelerator={acc} but this torch build sees no CUDA GPU: use trainer=cpu (and a CPU-sized experiment=...)")
+            raise ConfigError(
+                f"trainer.accelerator={acc} but this torch build sees no CUDA GPU: use trainer=cpu (and a CPU-sized experiment=...)"
+            )
     name = cfg.model.get("name")
     if name not in available():
         problems.append(f"model.name={name!r} is not a registered network ({', '.join(available())})")
@@ -58,7 +64,11 @@ def check_config(cfg: DictConfig) -> None:
         problems.append(f"trainer.max_epochs={cfg.trainer.get('max_epochs')!r} must be >= 1")
     if not 0 < float(cfg.task.get("threshold", 0.5)) < 1:
         problems.append(f"task.threshold={cfg.task.get('threshold')!r} must be in (0, 1)")
-    if str(cfg.trainer.get("accelerator")) == "cpu" and "bf16" in str(cfg.trainer.get("precision")) and not native_bf16():
+    if (
+        str(cfg.trainer.get("accelerator")) == "cpu"
+        and "bf16" in str(cfg.trainer.get("precision"))
+        and not native_bf16()
+    ):
         problems.append(
             f"trainer.precision={cfg.trainer.precision} on a CPU without native bf16 (no AVX512-BF16/AMX-BF16): emulated bf16 was measured ~10x slower than fp32; use trainer.precision=auto or 32-true"
         )
@@ -73,7 +83,9 @@ def check_config(cfg: DictConfig) -> None:
     if cfg.get("ckpt_path") == "last":
         last = Path(str(cfg.paths.output_dir)) / "checkpoints" / "last.ckpt"
         if not last.is_file():
-            problems.append(f"ckpt_path=last: no {last}; give the run's folder: hydra.run.dir=<runs/.../the run> ckpt_path=last")
+            problems.append(
+                f"ckpt_path=last: no {last}; give the run's folder: hydra.run.dir=<runs/.../the run> ckpt_path=last"
+            )
     if not cfg.get("train", True):
         ck = cfg.get("ckpt_path")
         if not ck or ck == "last":

@@ -108,20 +108,42 @@ def evaluate_run(
             c = scan_counts(mask, truth)
             sc = overlap_scores(c["inter"], c["pred"], c["gt"])
             for z in range(len(c["gt"])):
-                srows.append({"patient_id": rec.patient_id, "rotation": int(angle), "slice_index": int(rec.slice_index[z]),
-                              "inter": int(c["inter"][z]), "pred": int(c["pred"][z]), "gt": int(c["gt"][z]),
-                              "dice": sc["dice"][z], "iou": sc["iou"][z], "rvd": sc["rvd"][z]})
+                srows.append(
+                    {
+                        "patient_id": rec.patient_id,
+                        "rotation": int(angle),
+                        "slice_index": int(rec.slice_index[z]),
+                        "inter": int(c["inter"][z]),
+                        "pred": int(c["pred"][z]),
+                        "gt": int(c["gt"][z]),
+                        "dice": sc["dice"][z],
+                        "iou": sc["iou"][z],
+                        "rvd": sc["rvd"][z],
+                    }
+                )
             tot = {k2: int(v.sum()) for k2, v in c.items()}
             ps = overlap_scores(np.array([tot["inter"]]), np.array([tot["pred"]]), np.array([tot["gt"]]))
-            prow.append({
-                "patient_id": rec.patient_id, "rotation": int(angle), "model": cfg["model"]["name"], "run": run_dir.name,
-                "fold": split.get("fold"), **tot,
-                "dice": ps["dice"][0], "iou": ps["iou"][0], "rvd": ps["rvd"][0], "rvd_signed": ps["rvd_signed"][0],
-                "n_slices": int(len(c["gt"])), "bleed_slices_true": int((c["gt"] > 0).sum()), "bleed_slices_pred": int((c["pred"] > 0).sum()),
-                "largest_component_px": largest_component_px(mask),
-                "unsure": conf["unsure"] if conf else None, "relative_spread": conf["relative_spread"] if conf else None,
-                "kinds": rec.tags.get("kinds") if isinstance(rec.tags, dict) else None,
-            })
+            prow.append(
+                {
+                    "patient_id": rec.patient_id,
+                    "rotation": int(angle),
+                    "model": cfg["model"]["name"],
+                    "run": run_dir.name,
+                    "fold": split.get("fold"),
+                    **tot,
+                    "dice": ps["dice"][0],
+                    "iou": ps["iou"][0],
+                    "rvd": ps["rvd"][0],
+                    "rvd_signed": ps["rvd_signed"][0],
+                    "n_slices": int(len(c["gt"])),
+                    "bleed_slices_true": int((c["gt"] > 0).sum()),
+                    "bleed_slices_pred": int((c["pred"] > 0).sum()),
+                    "largest_component_px": largest_component_px(mask),
+                    "unsure": conf["unsure"] if conf else None,
+                    "relative_spread": conf["relative_spread"] if conf else None,
+                    "kinds": rec.tags.get("kinds") if isinstance(rec.tags, dict) else None,
+                }
+            )
     patients, slices = pd.DataFrame(prow), pd.DataFrame(srows)
     if write:
         from hemato.rundir import save_prediction
@@ -129,15 +151,27 @@ def evaluate_run(
         pred_dir = run_dir / "oof_predictions"
         pred_dir.mkdir(exist_ok=True)
         for rec, m in masks0:
-            save_prediction(pred_dir / f"{rec.patient_id}.npz", rec.image, rec.mask, m, rec.spacing_mm, rec.thickness_mm, rec.slice_index)
+            save_prediction(
+                pred_dir / f"{rec.patient_id}.npz",
+                rec.image,
+                rec.mask,
+                m,
+                rec.spacing_mm,
+                rec.thickness_mm,
+                rec.slice_index,
+            )
         write_atomic(run_dir / "oof_patients.csv", patients.to_csv(index=False))
         write_atomic(run_dir / "oof_slices.csv", slices.to_csv(index=False))
-        write_atomic(run_dir / "oof_contract.json", json.dumps({"checkpoint": str(ckpt), "contract": con.as_dict()}, indent=2))
+        write_atomic(
+            run_dir / "oof_contract.json", json.dumps({"checkpoint": str(ckpt), "contract": con.as_dict()}, indent=2)
+        )
     return patients, slices
 
 
 # ------------------------------------------------------------------------------ summarise
-def bootstrap_ci(values: np.ndarray, stat=np.mean, n: int = 2000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
+def bootstrap_ci(
+    values: np.ndarray, stat=np.mean, n: int = 2000, seed: int = 0, alpha: float = 0.05
+) -> tuple[float, float]:
     """Percentile bootstrap CI of ``stat`` over the rows of ``values`` (NaN if empty)."""
     v = np.asarray(values, float)
     if len(v) == 0:
@@ -159,7 +193,11 @@ def summarize_oof(patients: pd.DataFrame, slices: pd.DataFrame, seed: int = 0) -
     """
     bleed = patients[patients["gt"] > 0]
     free = patients[patients["gt"] == 0]
-    out: dict[str, Any] = {"n_patients": len(patients), "n_patients_with_bleed": len(bleed), "n_patients_without_bleed": len(free)}
+    out: dict[str, Any] = {
+        "n_patients": len(patients),
+        "n_patients_with_bleed": len(bleed),
+        "n_patients_without_bleed": len(free),
+    }
     for m in ("dice", "iou", "rvd"):
         v = bleed[m].to_numpy(float)
         out[f"{m}_patient"] = float(np.mean(v)) if len(v) else math.nan
@@ -188,16 +226,24 @@ def summarize_oof(patients: pd.DataFrame, slices: pd.DataFrame, seed: int = 0) -
     out["fp_patients"] = int(fp.sum())
     out["fp_patients_ids"] = sorted(free.loc[fp, "patient_id"].tolist())
     out["fp_patients_any_voxel"] = int((free["pred"] > 0).sum())
-    out["fp_rule"] = f"bleed-free patient with a predicted 3D component >= {FP_AREA_MM2:g} mm^2 at an assumed {ASSUMED_SPACING_MM} mm spacing (>= {fp_px:.0f} native voxels)"
+    out["fp_rule"] = (
+        f"bleed-free patient with a predicted 3D component >= {FP_AREA_MM2:g} mm^2 at an assumed {ASSUMED_SPACING_MM} mm spacing (>= {fp_px:.0f} native voxels)"
+    )
     return out
 
 
 def paired_test(a: pd.DataFrame, b: pd.DataFrame, metric: str = "dice", seed: int = 0) -> dict[str, Any]:
     """Paired comparison of two models' per-patient ``metric`` on the patients with bleed
     both were tested on: mean difference a - b, bootstrap 95 % CI, Wilcoxon signed-rank p."""
-    m = a[a["gt"] > 0][["patient_id", metric]].merge(b[b["gt"] > 0][["patient_id", metric]], on="patient_id", suffixes=("_a", "_b"))
+    m = a[a["gt"] > 0][["patient_id", metric]].merge(
+        b[b["gt"] > 0][["patient_id", metric]], on="patient_id", suffixes=("_a", "_b")
+    )
     d = (m[f"{metric}_a"] - m[f"{metric}_b"]).to_numpy(float)
-    res: dict[str, Any] = {"n": len(d), "mean_diff": float(d.mean()) if len(d) else math.nan, "ci": bootstrap_ci(d, seed=seed)}
+    res: dict[str, Any] = {
+        "n": len(d),
+        "mean_diff": float(d.mean()) if len(d) else math.nan,
+        "ci": bootstrap_ci(d, seed=seed),
+    }
     try:
         res["wilcoxon_p"] = float(stats.wilcoxon(d).pvalue) if len(d) and np.any(d != 0) else 1.0
     except ValueError:
@@ -211,7 +257,10 @@ def find_oof_runs(paths: list[str | Path]) -> list[Path]:
     for p in map(Path, paths):
         if not p.exists():
             raise FileNotFoundError(f"{p}: no such folder")
-        found |= {f.parent for f in ([p / "oof_patients.csv"] if (p / "oof_patients.csv").exists() else p.rglob("oof_patients.csv"))}
+        found |= {
+            f.parent
+            for f in ([p / "oof_patients.csv"] if (p / "oof_patients.csv").exists() else p.rglob("oof_patients.csv"))
+        }
     return sorted(found)
 
 
@@ -236,7 +285,9 @@ def merge_folds(paths: list[str | Path]) -> dict[str, tuple[pd.DataFrame, pd.Dat
         p, s = pd.concat(ps, ignore_index=True), pd.concat(ss, ignore_index=True)
         dup = p.duplicated(["patient_id", "rotation"])
         if dup.any():
-            raise ValueError(f"{label}: patients evaluated by more than one run ({sorted(p.loc[dup, 'patient_id'].unique())[:5]}); give one run per fold")
+            raise ValueError(
+                f"{label}: patients evaluated by more than one run ({sorted(p.loc[dup, 'patient_id'].unique())[:5]}); give one run per fold"
+            )
         out[label] = (p, s)
     return out
 
@@ -291,7 +342,9 @@ def cv_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) -> di
     out.mkdir(parents=True, exist_ok=True)
     merged = merge_folds(paths)
     if not merged:
-        raise FileNotFoundError(f"no evaluated run (oof_patients.csv) under {', '.join(map(str, paths))}; run `python -m hemato.cv evaluate` first")
+        raise FileNotFoundError(
+            f"no evaluated run (oof_patients.csv) under {', '.join(map(str, paths))}; run `python -m hemato.cv evaluate` first"
+        )
     summary: dict[str, Any] = {"models": {}, "paired": {}, "rotations": {}}
     rows = []
     for label, (p, s) in merged.items():
@@ -300,35 +353,55 @@ def cv_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) -> di
         sm = summarize_oof(p0, s0, seed)
         sm["folds"] = folds
         summary["models"][label] = sm
-        rows.append({
-            "model": label, "folds": ",".join(map(str, folds)), "patients": sm["n_patients"], "with bleed": sm["n_patients_with_bleed"],
-            "Dice (patient)": _fmt_ci(sm["dice_patient"], sm["dice_patient_ci"]), "IoU (patient)": _fmt_ci(sm["iou_patient"], sm["iou_patient_ci"]),
-            "Rvd (patient)": _fmt_ci(sm["rvd_patient"], sm["rvd_patient_ci"]),
-            "Dice (slice)": _fmt_ci(sm["dice_slice"], sm.get("dice_slice_ci")), "IoU (slice)": _fmt_ci(sm["iou_slice"], sm.get("iou_slice_ci")),
-            "Rvd (slice)": _fmt_ci(sm["rvd_slice"], sm.get("rvd_slice_ci")),
-            "slice sens / spec": f"{sm['slice_sensitivity']:.3f} / {sm['slice_specificity']:.3f}",
-            "patient sens / spec": f"{sm['patient_sensitivity']:.3f} / {sm['patient_specificity']:.3f}",
-            "FP patients": f"{sm['fp_patients']} of {sm['n_patients_without_bleed']}",
-        })
+        rows.append(
+            {
+                "model": label,
+                "folds": ",".join(map(str, folds)),
+                "patients": sm["n_patients"],
+                "with bleed": sm["n_patients_with_bleed"],
+                "Dice (patient)": _fmt_ci(sm["dice_patient"], sm["dice_patient_ci"]),
+                "IoU (patient)": _fmt_ci(sm["iou_patient"], sm["iou_patient_ci"]),
+                "Rvd (patient)": _fmt_ci(sm["rvd_patient"], sm["rvd_patient_ci"]),
+                "Dice (slice)": _fmt_ci(sm["dice_slice"], sm.get("dice_slice_ci")),
+                "IoU (slice)": _fmt_ci(sm["iou_slice"], sm.get("iou_slice_ci")),
+                "Rvd (slice)": _fmt_ci(sm["rvd_slice"], sm.get("rvd_slice_ci")),
+                "slice sens / spec": f"{sm['slice_sensitivity']:.3f} / {sm['slice_specificity']:.3f}",
+                "patient sens / spec": f"{sm['patient_sensitivity']:.3f} / {sm['patient_specificity']:.3f}",
+                "FP patients": f"{sm['fp_patients']} of {sm['n_patients_without_bleed']}",
+            }
+        )
         rot = {}
         base = p0[p0["gt"] > 0].set_index("patient_id")["dice"]
         for angle in sorted(p["rotation"].unique()):
             pa = p[(p["rotation"] == angle) & (p["gt"] > 0)].set_index("patient_id")["dice"]
             common = base.index.intersection(pa.index)
-            rot[int(angle)] = {"dice_patient": float(pa.mean()), "diff_vs_0": float((pa[common] - base[common]).mean()) if len(common) else math.nan, "n": int(len(pa))}
+            rot[int(angle)] = {
+                "dice_patient": float(pa.mean()),
+                "diff_vs_0": float((pa[common] - base[common]).mean()) if len(common) else math.nan,
+                "n": int(len(pa)),
+            }
         if len(rot) > 1:
             summary["rotations"][label] = rot
         if "kinds" in p0 and p0["kinds"].notna().any():
             summary["models"][label]["by_kind"] = {
-                str(k): {"n": int(len(g)), "dice_patient": float(g["dice"].mean())} for k, g in p0[p0["gt"] > 0].groupby("kinds")
+                str(k): {"n": int(len(g)), "dice_patient": float(g["dice"].mean())}
+                for k, g in p0[p0["gt"] > 0].groupby("kinds")
             }
         if "unsure" in p0 and p0["unsure"].notna().any():
             b = p0[p0["gt"] > 0]
             fl = b["unsure"].astype(str).str.lower() == "true"
             summary["models"][label]["confidence"] = {
                 "rule": "unsure: volume at p>0.3 and p>0.7 differ by > 0.5 x the volume at the threshold",
-                "flagged": {"n": int(fl.sum()), "dice": float(b.loc[fl, "dice"].mean()) if fl.any() else math.nan, "abs_rvd": float(b.loc[fl, "rvd"].mean()) if fl.any() else math.nan},
-                "unflagged": {"n": int((~fl).sum()), "dice": float(b.loc[~fl, "dice"].mean()) if (~fl).any() else math.nan, "abs_rvd": float(b.loc[~fl, "rvd"].mean()) if (~fl).any() else math.nan},
+                "flagged": {
+                    "n": int(fl.sum()),
+                    "dice": float(b.loc[fl, "dice"].mean()) if fl.any() else math.nan,
+                    "abs_rvd": float(b.loc[fl, "rvd"].mean()) if fl.any() else math.nan,
+                },
+                "unflagged": {
+                    "n": int((~fl).sum()),
+                    "dice": float(b.loc[~fl, "dice"].mean()) if (~fl).any() else math.nan,
+                    "abs_rvd": float(b.loc[~fl, "rvd"].mean()) if (~fl).any() else math.nan,
+                },
                 "bleed_free_flagged": int((p0.loc[p0["gt"] == 0, "unsure"].astype(str).str.lower() == "true").sum()),
             }
     labels = list(merged)
@@ -341,33 +414,67 @@ def cv_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) -> di
     md = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     md += ["| " + " | ".join(str(v) for v in r) + " |" for r in table.itertuples(index=False)]
     if summary["paired"]:
-        md += ["", "Paired per-patient Dice (patients with bleed tested by both):", "", "| comparison | n | mean difference [95 % CI] | Wilcoxon p |", "|---|---|---|---|"]
-        md += [f"| {k} | {v['n']} | {_fmt_ci(v['mean_diff'], v['ci'])} | {v['wilcoxon_p']:.3g} |" for k, v in summary["paired"].items()]
+        md += [
+            "",
+            "Paired per-patient Dice (patients with bleed tested by both):",
+            "",
+            "| comparison | n | mean difference [95 % CI] | Wilcoxon p |",
+            "|---|---|---|---|",
+        ]
+        md += [
+            f"| {k} | {v['n']} | {_fmt_ci(v['mean_diff'], v['ci'])} | {v['wilcoxon_p']:.3g} |"
+            for k, v in summary["paired"].items()
+        ]
     if summary["rotations"]:
-        md += ["", "In-plane rotation of the inputs (per-patient Dice, patients with bleed):", "", "| model | " + " | ".join(f"{a} deg" for a in (0, 90, 180, 270)) + " |", "|---|---|---|---|---|"]
+        md += [
+            "",
+            "In-plane rotation of the inputs (per-patient Dice, patients with bleed):",
+            "",
+            "| model | " + " | ".join(f"{a} deg" for a in (0, 90, 180, 270)) + " |",
+            "|---|---|---|---|---|",
+        ]
         for label, rot in summary["rotations"].items():
-            md.append(f"| {label} | " + " | ".join(f"{rot[a]['dice_patient']:.3f} ({rot[a]['diff_vs_0']:+.3f})" if a in rot else "" for a in (0, 90, 180, 270)) + " |")
+            md.append(
+                f"| {label} | "
+                + " | ".join(
+                    f"{rot[a]['dice_patient']:.3f} ({rot[a]['diff_vs_0']:+.3f})" if a in rot else ""
+                    for a in (0, 90, 180, 270)
+                )
+                + " |"
+            )
     figs = []
     for label in merged:
         figs += failure_figures(paths, label, out / "figures")
     summary["figures"] = [str(f.relative_to(out)) for f in figs]
     conf_rows = [(k, v["confidence"]) for k, v in summary["models"].items() if "confidence" in v]
     if conf_rows:
-        md += ["", "Confidence flag (patients with bleed): does 'unsure' pick out the larger errors?", "",
-               "| model | flagged n | flagged Dice | flagged Rvd | unflagged n | unflagged Dice | unflagged Rvd | bleed-free flagged |", "|---|---|---|---|---|---|---|---|"]
-        md += [f"| {k} | {c['flagged']['n']} | {c['flagged']['dice']:.3f} | {c['flagged']['abs_rvd']:.3f} | {c['unflagged']['n']} | {c['unflagged']['dice']:.3f} | "
-               f"{c['unflagged']['abs_rvd']:.3f} | {c['bleed_free_flagged']} |" for k, c in conf_rows]
+        md += [
+            "",
+            "Confidence flag (patients with bleed): does 'unsure' pick out the larger errors?",
+            "",
+            "| model | flagged n | flagged Dice | flagged Rvd | unflagged n | unflagged Dice | unflagged Rvd | bleed-free flagged |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        md += [
+            f"| {k} | {c['flagged']['n']} | {c['flagged']['dice']:.3f} | {c['flagged']['abs_rvd']:.3f} | {c['unflagged']['n']} | {c['unflagged']['dice']:.3f} | "
+            f"{c['unflagged']['abs_rvd']:.3f} | {c['bleed_free_flagged']} |"
+            for k, c in conf_rows
+        ]
     write_atomic(out / "table1_oof.md", "\n".join(md) + "\n")
     write_atomic(out / "cv_summary.json", json.dumps(summary, indent=2, default=float))
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m hemato.cv", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m hemato.cv", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     ev = sub.add_parser("evaluate", help="out-of-fold evaluation of finished runs through the engine")
     ev.add_argument("runs", nargs="+")
-    ev.add_argument("--rotations", nargs="+", type=int, default=[0], help="in-plane rotations (degrees, multiples of 90)")
+    ev.add_argument(
+        "--rotations", nargs="+", type=int, default=[0], help="in-plane rotations (degrees, multiples of 90)"
+    )
     ev.add_argument("--min-component-px", type=int, help="override the checkpoint contract's min_component_px")
     rp = sub.add_parser("report", help="pool folds per model: metrics with CIs, paired tests")
     rp.add_argument("runs", nargs="+")
@@ -381,11 +488,15 @@ def main(argv: list[str] | None = None) -> int:
                     raise ValueError("--rotations must be multiples of 90")
                 p, _ = evaluate_run(r, tuple(a.rotations), over)
                 b = p[(p["rotation"] == 0) & (p["gt"] > 0)]
-                print(f"{r}: {len(p[p['rotation'] == 0])} patients, per-patient Dice (bleed) {b['dice'].mean():.3f} -> {r}/oof_patients.csv")
+                print(
+                    f"{r}: {len(p[p['rotation'] == 0])} patients, per-patient Dice (bleed) {b['dice'].mean():.3f} -> {r}/oof_patients.csv"
+                )
         else:
             s = cv_report(a.runs, a.out)
             for label, m in s["models"].items():
-                print(f"{label}: Dice (patient) {_fmt_ci(m['dice_patient'], m['dice_patient_ci'])}, FP patients {m['fp_patients']} of {m['n_patients_without_bleed']} -> {a.out}/table1_oof.md")
+                print(
+                    f"{label}: Dice (patient) {_fmt_ci(m['dice_patient'], m['dice_patient_ci'])}, FP patients {m['fp_patients']} of {m['n_patients_without_bleed']} -> {a.out}/table1_oof.md"
+                )
     except (FileNotFoundError, ValueError) as e:
         print(f"hemato.cv: error: {e}", file=sys.stderr)
         return 2

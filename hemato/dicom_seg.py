@@ -25,7 +25,9 @@ def write_dicom_seg(source: list[Any], mask: np.ndarray, path: str | Path, model
 
     if len(source) != mask.shape[0]:
         raise ValueError(f"{len(source)} source images for a mask of {mask.shape[0]} slices")
-    algorithm = hd.AlgorithmIdentificationSequence(name=model_name, version=hemato.__version__, family=codes.cid7162.ArtificialIntelligence)
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name=model_name, version=hemato.__version__, family=codes.cid7162.ArtificialIntelligence
+    )
     segment = hd.seg.SegmentDescription(
         segment_number=1,
         segment_label="intracranial hemorrhage",

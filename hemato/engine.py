@@ -116,7 +116,15 @@ def segment(
     if crop and not hasattr(net, "parameters") and getattr(net, "size_divisor", None) is None:
         crop = False
     probs = predict_probabilities(
-        net, images, contract.input_size, batch_size=batch_size, tta=tta, progress=progress, crop=crop, channels_last=channels_last, fold_bn=fold_bn
+        net,
+        images,
+        contract.input_size,
+        batch_size=batch_size,
+        tta=tta,
+        progress=progress,
+        crop=crop,
+        channels_last=channels_last,
+        fold_bn=fold_bn,
     )
     return probs, postprocess(probs, contract)
 
@@ -124,7 +132,9 @@ def segment(
 UNSURE_SPREAD = 0.5  # a scan is "unsure" when its volume at thresholds 0.3 and 0.7 differs by more than this x its volume at the contract's threshold
 
 
-def confidence(probs: np.ndarray, contract: Contract, low: float = 0.3, high: float = 0.7, spread: float = UNSURE_SPREAD) -> dict[str, Any]:
+def confidence(
+    probs: np.ndarray, contract: Contract, low: float = 0.3, high: float = 0.7, spread: float = UNSURE_SPREAD
+) -> dict[str, Any]:
     """How much the mask depends on the threshold: bleed voxels at ``low``, the contract's
     threshold and ``high`` (each post-processed as the contract says), their relative spread
     ``(n_low - n_high) / n_mid`` and ``unsure`` when it exceeds ``spread``; a scan whose
@@ -140,9 +150,13 @@ def confidence(probs: np.ndarray, contract: Contract, low: float = 0.3, high: fl
     for lab in range(1, k + 1):
         sel = labels == lab
         bleeds.append({"voxels": int(sel.sum()), "mean_probability": float(probs[sel].mean())})
-    return {"voxels_at": {str(low): n["low"], str(contract.threshold): n["mid"], str(high): n["high"]}, "relative_spread": float(rel),
-            "unsure": bool(rel > spread), "rule": f"unsure when (voxels at p>{low} - voxels at p>{high}) / voxels at p>{contract.threshold} > {spread}",
-            "bleeds": sorted(bleeds, key=lambda b: -b["voxels"])}
+    return {
+        "voxels_at": {str(low): n["low"], str(contract.threshold): n["mid"], str(high): n["high"]},
+        "relative_spread": float(rel),
+        "unsure": bool(rel > spread),
+        "rule": f"unsure when (voxels at p>{low} - voxels at p>{high}) / voxels at p>{contract.threshold} > {spread}",
+        "bleeds": sorted(bleeds, key=lambda b: -b["voxels"]),
+    }
 
 
 def scan_counts(pred: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:

@@ -44,16 +44,40 @@ def evaluate_patients(
         _, pred = segment(net, rec.image, contract, batch_size=batch_size)
         truth = rec.mask if rec.mask is not None else np.zeros_like(pred)
         c = scan_counts(pred, truth)
-        slice_rows.append(pd.DataFrame({"patient_id": rec.patient_id, "slice_index": np.asarray(rec.slice_index), **c,
-                                        "pixel_area_mm2": rec.pixel_area_mm2, "thickness_mm": float(rec.thickness_mm) if rec.thickness_mm else np.nan}))
+        slice_rows.append(
+            pd.DataFrame(
+                {
+                    "patient_id": rec.patient_id,
+                    "slice_index": np.asarray(rec.slice_index),
+                    **c,
+                    "pixel_area_mm2": rec.pixel_area_mm2,
+                    "thickness_mm": float(rec.thickness_mm) if rec.thickness_mm else np.nan,
+                }
+            )
+        )
         row: dict[str, Any] = {"patient_id": rec.patient_id}
         if rec.spacing_mm is not None and rec.thickness_mm is not None:
             row["pred_volume_ml_export"] = planimetric_volume_ml(pred, rec.spacing_mm, rec.thickness_mm)
             for name, m in (("true", truth), ("pred", pred)):
                 a = abc2(m, rec.spacing_mm, rec.thickness_mm)
-                row.update({f"{name}_abc2_ml": a["volume_ml"], f"{name}_A_mm": a["A_mm"], f"{name}_B_mm": a["B_mm"], f"{name}_C_mm": a["C_mm"]})
+                row.update(
+                    {
+                        f"{name}_abc2_ml": a["volume_ml"],
+                        f"{name}_A_mm": a["A_mm"],
+                        f"{name}_B_mm": a["B_mm"],
+                        f"{name}_C_mm": a["C_mm"],
+                    }
+                )
         row.update(tag_patient(rec.image, truth, rec.spacing_mm, thresholds))
         if out_dir is not None:
-            save_prediction(out_dir / f"{rec.patient_id}.npz", rec.image, rec.mask, pred, rec.spacing_mm, rec.thickness_mm, rec.slice_index)
+            save_prediction(
+                out_dir / f"{rec.patient_id}.npz",
+                rec.image,
+                rec.mask,
+                pred,
+                rec.spacing_mm,
+                rec.thickness_mm,
+                rec.slice_index,
+            )
         rows.append(row)
     return pd.DataFrame(rows), pd.concat(slice_rows, ignore_index=True) if slice_rows else pd.DataFrame()

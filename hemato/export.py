@@ -26,8 +26,14 @@ def export_network(net: torch.nn.Module, size: int, output: str | Path, opset: i
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about the Python size check
         torch.onnx.export(
-            net.eval(), torch.zeros(1, 1, size, size), str(output), input_names=["image"], output_names=["logits"],
-            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset, dynamo=False,
+            net.eval(),
+            torch.zeros(1, 1, size, size),
+            str(output),
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
         )
 
 
@@ -44,8 +50,12 @@ def export_onnx(checkpoint: str | Path, output: str | Path, opset: int = 17) -> 
     output = Path(output)
     export_network(model.net, size, output, opset)
     proto = onnx.load(str(output))
-    for k, v in {"hemato_model": json.dumps(model.identity["model"]), "hemato_input_size": str(size), "hemato_source_sha256": model.identity["sha256"],
-                 "hemato_contract": json.dumps(model.contract.as_dict())}.items():
+    for k, v in {
+        "hemato_model": json.dumps(model.identity["model"]),
+        "hemato_input_size": str(size),
+        "hemato_source_sha256": model.identity["sha256"],
+        "hemato_contract": json.dumps(model.contract.as_dict()),
+    }.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
     onnx.save(proto, str(output))
@@ -53,7 +63,9 @@ def export_onnx(checkpoint: str | Path, output: str | Path, opset: int = 17) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m hemato.export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m hemato.export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--output", required=True)
     ap.add_argument("--opset", type=int, default=17)

@@ -66,7 +66,11 @@ def set_threads(n: int | None = None) -> int:
 
 
 def torch_forward(
-    net: torch.nn.Module, device: str | torch.device = "cpu", channels_last: bool = False, fold_bn: bool = False, bf16: bool = False
+    net: torch.nn.Module,
+    device: str | torch.device = "cpu",
+    channels_last: bool = False,
+    fold_bn: bool = False,
+    bf16: bool = False,
 ) -> Forward:
     """A forward function for a torch network (eval mode, inference mode, on ``device``);
     ``fold_bn`` runs a copy with batch norm folded into the convolutions (``fold_batchnorm``);
@@ -189,7 +193,9 @@ def predict_probabilities(
     if crop:
         divisor = getattr(fwd, "size_divisor", None)
         if divisor is None:
-            raise ValueError("crop=True needs a network that accepts any multiple of its size_divisor (a torch network)")
+            raise ValueError(
+                "crop=True needs a network that accepts any multiple of its size_divisor (a torch network)"
+            )
         box = find_head(images)
         if box is None:
             return out  # no head in any slice: nothing to segment

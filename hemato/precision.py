@@ -102,19 +102,30 @@ def choose_precision(
             return PrecisionChoice("bf16-mixed", "GPU with bf16 support")
         return PrecisionChoice("32-true", "GPU without bf16 support")
     if not native_bf16(flags):
-        return PrecisionChoice("32-true", "CPU has no native bf16 (no AVX512-BF16 / AMX-BF16 flag): emulated bf16 is much slower")
+        return PrecisionChoice(
+            "32-true", "CPU has no native bf16 (no AVX512-BF16 / AMX-BF16 flag): emulated bf16 is much slower"
+        )
     if probe is None:
         return PrecisionChoice("bf16-mixed", "CPU has native bf16 (no probe run)")
     rates = probe()
     ratio = rates["bf16"] / rates["fp32"]
     rates = {k: round(v, 2) for k, v in rates.items()}
     if ratio >= min_speedup:
-        return PrecisionChoice("bf16-mixed", f"CPU has native bf16 and the probe ran {ratio:.2f}x faster in bf16", rates)
-    return PrecisionChoice("32-true", f"CPU has native bf16 but the probe ran only {ratio:.2f}x as fast in bf16 (< {min_speedup}x)", rates)
+        return PrecisionChoice(
+            "bf16-mixed", f"CPU has native bf16 and the probe ran {ratio:.2f}x faster in bf16", rates
+        )
+    return PrecisionChoice(
+        "32-true", f"CPU has native bf16 but the probe ran only {ratio:.2f}x as fast in bf16 (< {min_speedup}x)", rates
+    )
 
 
-def probe_inference_speed(fwd32: Callable[[torch.Tensor], torch.Tensor], fwd16: Callable[[torch.Tensor], torch.Tensor], input_size: int,
-                          batch_size: int = 4, steps: int = 2) -> dict[str, float]:
+def probe_inference_speed(
+    fwd32: Callable[[torch.Tensor], torch.Tensor],
+    fwd16: Callable[[torch.Tensor], torch.Tensor],
+    input_size: int,
+    batch_size: int = 4,
+    steps: int = 2,
+) -> dict[str, float]:
     """Inference slices/s of two forward functions (fp32 and bf16) on random inputs."""
     x = torch.rand(batch_size, 1, input_size, input_size, generator=torch.Generator().manual_seed(0))
     out = {}

@@ -72,7 +72,9 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def load_model(path: str | Path, device: str = "cpu", channels_last: bool | None = None, precision: str = "32") -> LoadedModel:
+def load_model(
+    path: str | Path, device: str = "cpu", channels_last: bool | None = None, precision: str = "32"
+) -> LoadedModel:
     """Load a hemato ``.ckpt`` (``torch.load(weights_only=True)``: no code runs) or ``.onnx``.
 
     ``channels_last`` (torch only; default: on for CPU, where oneDNN's convolutions are
@@ -100,7 +102,10 @@ def load_model(path: str | Path, device: str = "cpu", channels_last: bool | None
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise InputError(path, f"not a loadable checkpoint, or it holds code/objects that are refused ({e.__class__.__name__}: {str(e)[:120]})") from None
+        raise InputError(
+            path,
+            f"not a loadable checkpoint, or it holds code/objects that are refused ({e.__class__.__name__}: {str(e)[:120]})",
+        ) from None
     if isinstance(ckpt, dict) and ckpt.get("format") == "hemato-weights/1":
         return _with_precision(_load_packed(path, ckpt, ident, device, channels_last), precision, device, channels_last)
     hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
@@ -120,7 +125,12 @@ def load_model(path: str | Path, device: str = "cpu", channels_last: bool | None
     ident.update({"format": "lightning-checkpoint", "model": kwargs, "input_size": size, "contract": con.as_dict()})
     if channels_last is None:
         channels_last = str(device).startswith("cpu")
-    return _with_precision(LoadedModel(torch_forward(net, device, channels_last, fold_bn=True), size, ident, net, con), precision, device, channels_last)
+    return _with_precision(
+        LoadedModel(torch_forward(net, device, channels_last, fold_bn=True), size, ident, net, con),
+        precision,
+        device,
+        channels_last,
+    )
 
 
 def _with_precision(model: LoadedModel, precision: str, device: str, channels_last: bool | None) -> LoadedModel:
@@ -135,7 +145,10 @@ def _with_precision(model: LoadedModel, precision: str, device: str, channels_la
     if not str(device).startswith("cpu") and req == "auto":
         req = "32-true"
     if req == "bf16-mixed" and str(device).startswith("cpu") and not native_bf16():
-        raise InputError(Path("bf16"), "--precision bf16 on a CPU without native bf16 (AVX512-BF16/AMX-BF16): emulated bf16 is much slower; use auto or 32")
+        raise InputError(
+            Path("bf16"),
+            "--precision bf16 on a CPU without native bf16 (AVX512-BF16/AMX-BF16): emulated bf16 is much slower; use auto or 32",
+        )
     if not nets:  # ONNX
         model.identity["precision"] = {"precision": "32-true", "reason": "ONNX runs in fp32"}
         return model
@@ -166,7 +179,9 @@ def _with_precision(model: LoadedModel, precision: str, device: str, channels_la
     return model
 
 
-def _load_packed(path: Path, blob: dict[str, Any], ident: dict[str, Any], device: str, channels_last: bool | None) -> LoadedModel:
+def _load_packed(
+    path: Path, blob: dict[str, Any], ident: dict[str, Any], device: str, channels_last: bool | None
+) -> LoadedModel:
     """A ``hemato.weights`` file: one network or an ensemble (mean of member probabilities)."""
     cfg = blob.get("model")
     if not isinstance(cfg, dict) or cfg.get("name") not in available() or not blob.get("members"):
@@ -195,8 +210,16 @@ def _load_packed(path: Path, blob: dict[str, Any], ident: dict[str, Any], device
 
     forward.size_divisor = fwds[0].size_divisor  # type: ignore[attr-defined]
     ident["_nets"] = nets
-    ident.update({"format": "hemato-weights", "model": cfg, "input_size": con.input_size, "members": len(nets), "contract": con.as_dict(),
-                  "provenance": blob.get("provenance", {})})
+    ident.update(
+        {
+            "format": "hemato-weights",
+            "model": cfg,
+            "input_size": con.input_size,
+            "members": len(nets),
+            "contract": con.as_dict(),
+            "provenance": blob.get("provenance", {}),
+        }
+    )
     return LoadedModel(forward, con.input_size, ident, nets[0] if len(nets) == 1 else None, con)
 
 
@@ -205,7 +228,9 @@ def contract_from(stored: dict[str, Any] | None, input_size: int, threshold: flo
     every hemato model then used (window 40/120, no component filter, radiological)."""
     base = {"input_size": input_size, "threshold": threshold}
     if not stored:
-        return Contract(**base, orientation="radiological", trained_on="unknown (checkpoint predates hemato's model contract)")
+        return Contract(
+            **base, orientation="radiological", trained_on="unknown (checkpoint predates hemato's model contract)"
+        )
     return Contract.from_dict({**base, **stored})
 
 
@@ -280,9 +305,15 @@ def bleed_geometry(mask: np.ndarray, scan: Scan) -> list[dict[str, Any]]:
         z, r, c = (float(v) for v in ndimage.center_of_mass(sel))
         areas = sel.reshape(sel.shape[0], -1).sum(1)
         vox = int(sel.sum())
-        out.append({"voxels": vox, "volume_ml": vox * sp[0] * sp[1] * h / 1000.0 if sp and h else None,
-                    "centroid_index": [z, r, c], "centroid_mm": [z * h, r * sp[0], c * sp[1]] if sp and h else None,
-                    "largest_slice": int(np.argmax(areas))})
+        out.append(
+            {
+                "voxels": vox,
+                "volume_ml": vox * sp[0] * sp[1] * h / 1000.0 if sp and h else None,
+                "centroid_index": [z, r, c],
+                "centroid_mm": [z * h, r * sp[0], c * sp[1]] if sp and h else None,
+                "largest_slice": int(np.argmax(areas)),
+            }
+        )
     return sorted(out, key=lambda b: -b["voxels"])
 
 
@@ -295,7 +326,9 @@ def input_qc(scan: Scan, min_slices: int = 10, trained_spacing_mm: float = 5.0) 
     if z < min_slices:
         flags.append(f"only {z} slices: the scan may not cover the whole head")
     if scan.thickness_mm and not 0.5 * trained_spacing_mm <= scan.thickness_mm <= 2 * trained_spacing_mm:
-        flags.append(f"slice spacing {scan.thickness_mm:g} mm is outside the range the model was trained on (~{trained_spacing_mm:g} mm)")
+        flags.append(
+            f"slice spacing {scan.thickness_mm:g} mm is outside the range the model was trained on (~{trained_spacing_mm:g} mm)"
+        )
     head = scan.image > 0
     if head.any() and (scan.image[head] == 255).mean() > 0.3:
         flags.append("over 30 % of the non-air voxels are at the top of the window: unusual intensities")
@@ -320,7 +353,9 @@ def _slice_prefix(p: Path) -> str:
     return m.group(1) if m else p.stem
 
 
-def read_scan(path: str | Path, level: float = 40.0, width: float = 120.0, intensity: str = "auto", series_uid: str | None = None) -> Scan:
+def read_scan(
+    path: str | Path, level: float = 40.0, width: float = 120.0, intensity: str = "auto", series_uid: str | None = None
+) -> Scan:
     """Read a DICOM folder, a NIfTI file, a folder of slices or a one-patient manifest.
 
     HU inputs (DICOM, NIfTI) are windowed with ``level``/``width`` (the model's contract);
@@ -338,9 +373,15 @@ def read_scan(path: str | Path, level: float = 40.0, width: float = 120.0, inten
 
         values, spacing, slice_spacing, _ = read_nifti(path)
         orig = nib.load(str(path))
-        return Scan(_to_window(values, path, level, width, intensity), spacing, slice_spacing, "nifti",
-                    {"spacing": "NIfTI header", "thickness": "NIfTI affine (distance between slice planes)"},
-                    [str(k) for k in range(values.shape[0])], (orig, nib.as_closest_canonical(orig)))
+        return Scan(
+            _to_window(values, path, level, width, intensity),
+            spacing,
+            slice_spacing,
+            "nifti",
+            {"spacing": "NIfTI header", "thickness": "NIfTI affine (distance between slice planes)"},
+            [str(k) for k in range(values.shape[0])],
+            (orig, nib.as_closest_canonical(orig)),
+        )
     if path.is_file() and name.endswith(".csv"):
         from hemato.data.manifest import load_manifest
 
@@ -348,19 +389,42 @@ def read_scan(path: str | Path, level: float = 40.0, width: float = 120.0, inten
         if len(recs) != 1:
             raise InputError(path, f"manifest lists {len(recs)} patients; give one patient's manifest")
         r = recs[0]
-        return Scan(r.image, r.spacing_mm, r.thickness_mm, "slices",
-                    {"spacing": "manifest" if r.spacing_mm else "unknown", "thickness": "manifest" if r.thickness_mm else "unknown"},
-                    [str(i) for i in r.slice_index], slice_numbers=[int(i) for i in r.slice_index])
+        return Scan(
+            r.image,
+            r.spacing_mm,
+            r.thickness_mm,
+            "slices",
+            {
+                "spacing": "manifest" if r.spacing_mm else "unknown",
+                "thickness": "manifest" if r.thickness_mm else "unknown",
+            },
+            [str(i) for i in r.slice_index],
+            slice_numbers=[int(i) for i in r.slice_index],
+        )
     if path.is_dir():
         from hemato.data.readers.dicom import folder_has_dicom, read_dicom_series
 
         if folder_has_dicom(path):
             hu, spacing, slice_spacing, _pos, geo = read_dicom_series(path, with_geometry=True, series_uid=series_uid)
-            src = {"spacing": "DICOM PixelSpacing" if spacing else "unknown",
-                   "thickness": ("DICOM slice positions" if geo["uniform"] else "DICOM slice positions (two or more slice spacings: per-slice extents)")
-                   if geo["order"] == "ImagePositionPatient" else "unknown (no ImagePositionPatient: slices ordered by InstanceNumber)"}
-            scan = Scan(_to_window(hu, path, level, width, intensity), spacing, slice_spacing, "dicom", src,
-                        [str(k) for k in range(hu.shape[0])], dicom_geometry=geo)
+            src = {
+                "spacing": "DICOM PixelSpacing" if spacing else "unknown",
+                "thickness": (
+                    "DICOM slice positions"
+                    if geo["uniform"]
+                    else "DICOM slice positions (two or more slice spacings: per-slice extents)"
+                )
+                if geo["order"] == "ImagePositionPatient"
+                else "unknown (no ImagePositionPatient: slices ordered by InstanceNumber)",
+            }
+            scan = Scan(
+                _to_window(hu, path, level, width, intensity),
+                spacing,
+                slice_spacing,
+                "dicom",
+                src,
+                [str(k) for k in range(hu.shape[0])],
+                dicom_geometry=geo,
+            )
             if geo["order"] == "ImagePositionPatient" and not geo["uniform"]:
                 scan.slice_extents_mm = np.asarray(geo["slice_extents_mm"], float)
             return scan
@@ -371,7 +435,10 @@ def read_scan(path: str | Path, level: float = 40.0, width: float = 120.0, inten
         nums = [_slice_number(f) for f in files]
         if len(prefixes) > 1:
             shown = ", ".join(repr(p.rstrip("_-. ")) for p in prefixes[:6]) + (" ..." if len(prefixes) > 6 else "")
-            raise InputError(path, f"slices of {len(prefixes)} patients ({shown}): give one patient's folder (or a one-patient manifest)")
+            raise InputError(
+                path,
+                f"slices of {len(prefixes)} patients ({shown}): give one patient's folder (or a one-patient manifest)",
+            )
         if None not in nums and len(set(nums)) != len(nums):
             raise InputError(path, "repeated slice numbers: the folder holds more than one scan")
         imgs = []
@@ -380,8 +447,15 @@ def read_scan(path: str | Path, level: float = 40.0, width: float = 120.0, inten
             if imgs and img.shape != imgs[0].shape:
                 raise InputError(f, f"size {img.shape} differs from the other slices {imgs[0].shape}")
             imgs.append(img)
-        return Scan(np.stack(imgs), None, None, "slices", {"spacing": "unknown", "thickness": "unknown"}, [f.stem for f in files],
-                    slice_numbers=None if None in nums else nums)
+        return Scan(
+            np.stack(imgs),
+            None,
+            None,
+            "slices",
+            {"spacing": "unknown", "thickness": "unknown"},
+            [f.stem for f in files],
+            slice_numbers=None if None in nums else nums,
+        )
     raise InputError(path, "not a DICOM folder, NIfTI file, slice folder or manifest")
 
 
@@ -448,8 +522,14 @@ def scans_in(folder: Path) -> list[Path]:
     return out
 
 
-def predict_cohort(checkpoint: str | Path | None, input_dir: str | Path, output: str | Path, keep_names: bool = False,
-                   progress: bool = True, **kw: Any) -> pd.DataFrame:
+def predict_cohort(
+    checkpoint: str | Path | None,
+    input_dir: str | Path,
+    output: str | Path,
+    keep_names: bool = False,
+    progress: bool = True,
+    **kw: Any,
+) -> pd.DataFrame:
     """Every scan of ``input_dir`` into ``output/<name>/`` with one model load, and
     ``output/summary.csv`` (one row per scan: status ok / error with its one-line message /
     done before). A scan whose report exists for the same input (fingerprint) is not redone,
@@ -478,14 +558,25 @@ def predict_cohort(checkpoint: str | Path | None, input_dir: str | Path, output:
         row: dict[str, Any] = {"scan": name, "input": str(scan) if keep_names else None}
         try:
             done = dest / "report.json"
-            if done.is_file() and json.loads(done.read_text()).get("input", {}).get("fingerprint") == input_fingerprint(scan):
+            if done.is_file() and json.loads(done.read_text()).get("input", {}).get("fingerprint") == input_fingerprint(
+                scan
+            ):
                 r, row["status"] = json.loads(done.read_text()), "done before"
             else:
                 r = predict(checkpoint, scan, dest, keep_names=keep_names, patient_id=name, loaded=model, **kw)
                 row["status"] = "ok"
             a = r.get("abc2") or {}
-            row.update({"volume_ml": r["volume_ml"], "volume_status": r["volume_status"], "abc2_ml": a.get("volume_ml"), "n_bleeds": a.get("n_bleeds"),
-                        "n_bleed_slices": r["n_bleed_slices"], "n_slices": r["n_slices"], "error": None})
+            row.update(
+                {
+                    "volume_ml": r["volume_ml"],
+                    "volume_status": r["volume_status"],
+                    "abc2_ml": a.get("volume_ml"),
+                    "n_bleeds": a.get("n_bleeds"),
+                    "n_bleed_slices": r["n_bleed_slices"],
+                    "n_slices": r["n_slices"],
+                    "error": None,
+                }
+            )
         except InputError as e:
             row.update({"status": "error", "error": str(e)})
         rows.append(row)
@@ -543,7 +634,9 @@ def predict(
     device = check_device(device)
     out = Path(output)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "report.json").is_file())):
-        raise InputError(out, "output exists and is not an empty folder or an earlier hemato report: give a new or empty folder")
+        raise InputError(
+            out, "output exists and is not an empty folder or an earlier hemato report: give a new or empty folder"
+        )
     if checkpoint is None:
         from hemato.weights import default_model_path
 
@@ -556,7 +649,9 @@ def predict(
     crop = bool(crop and con.crop_to_head and getattr(model.forward, "size_divisor", None) is not None)
     warnings = []
     if "phantom" in con.trained_on:
-        warnings.append(f"the model was trained on a {con.trained_on}: its volumes on real CT are not validated (the default model is trained on real CT)")
+        warnings.append(
+            f"the model was trained on a {con.trained_on}: its volumes on real CT are not validated (the default model is trained on real CT)"
+        )
     if spacing is not None:
         if len(spacing) != 2 or min(spacing) <= 0:
             raise InputError(input, f"--spacing must be two positive mm values, got {spacing}")
@@ -584,7 +679,12 @@ def predict(
         "spacing_mm": list(scan.spacing_mm) if scan.spacing_mm else None,
         "slice_spacing_mm": scan.thickness_mm if extents is None else [round(float(e), 4) for e in extents],
         "geometry_source": scan.source,
-        "input": {"path": str(input) if keep_names else None, "kind": scan.kind, "shape": list(scan.image.shape), "fingerprint": input_fingerprint(input)},
+        "input": {
+            "path": str(input) if keep_names else None,
+            "kind": scan.kind,
+            "shape": list(scan.image.shape),
+            "fingerprint": input_fingerprint(input),
+        },
         "model": model.identity,
         "model_trained_on": con.trained_on,
         "warnings": warnings,
@@ -595,11 +695,19 @@ def predict(
         "threshold": con.threshold,
         "contract": con.as_dict(),
         "tta": tta,
-        "inference": {"crop_to_head": crop, "device": "cpu (onnxruntime CPU provider)" if model.identity.get("format") == "onnx" else device, "threads": n_threads, "precision": model.identity.get("precision")},
+        "inference": {
+            "crop_to_head": crop,
+            "device": "cpu (onnxruntime CPU provider)" if model.identity.get("format") == "onnx" else device,
+            "threads": n_threads,
+            "precision": model.identity.get("precision"),
+        },
         "software": {"hemato": hemato.__version__, "torch": torch.__version__},
     }
     px_area = scan.spacing_mm[0] * scan.spacing_mm[1] if scan.spacing_mm else None
-    slices = [{"slice": name, "area_px": int(a), "area_mm2": (float(a) * px_area if px_area else None)} for name, a in zip(scan.slice_names, area_px)]
+    slices = [
+        {"slice": name, "area_px": int(a), "area_mm2": (float(a) * px_area if px_area else None)}
+        for name, a in zip(scan.slice_names, area_px)
+    ]
     if known and extents is not None:  # two or more slice spacings: each slice's own extent
         report["volume_ml"] = float(sum(s["area_mm2"] * e for s, e in zip(slices, extents)) / 1000.0)
         report["volume_status"] = "ok (per-slice extents: the series has more than one slice spacing)"
@@ -608,12 +716,18 @@ def predict(
         report["volume_ml"] = volume_from_areas_ml([s["area_mm2"] for s in slices], scan.thickness_mm)
         report["abc2"] = abc2(mask, scan.spacing_mm, scan.thickness_mm)
     else:
-        missing = [k for k, v in (("pixel spacing", scan.spacing_mm), ("slice spacing", scan.thickness_mm)) if v is None]
-        report["volume_status"] = f"volume unavailable: {' and '.join(missing)} unknown (give --spacing/--slice-spacing)"
+        missing = [
+            k for k, v in (("pixel spacing", scan.spacing_mm), ("slice spacing", scan.thickness_mm)) if v is None
+        ]
+        report["volume_status"] = (
+            f"volume unavailable: {' and '.join(missing)} unknown (give --spacing/--slice-spacing)"
+        )
     if gaps:
         report["volume_ml"], report["abc2"] = None, None
         shown = ", ".join(map(str, gaps[:8])) + (" ..." if len(gaps) > 8 else "")
-        report["volume_status"] = f"volume refused: the scan is incomplete, slice numbers {shown} are missing between the first and the last slice"
+        report["volume_status"] = (
+            f"volume refused: the scan is incomplete, slice numbers {shown} are missing between the first and the last slice"
+        )
 
     # write everything into a temporary folder, then put it in place of the output folder
     # whole (an earlier report there is replaced entirely: no stale mask or overlay remains)
@@ -630,7 +744,12 @@ def predict(
                 raise InputError(input, "--dicom-seg needs a DICOM series as input")
             from hemato.dicom_seg import write_dicom_seg
 
-            write_dicom_seg(scan.dicom_geometry["datasets"], mask, tmp / "seg.dcm", model_name=str(model.identity.get("model", {}).get("name", "hemato")))
+            write_dicom_seg(
+                scan.dicom_geometry["datasets"],
+                mask,
+                tmp / "seg.dcm",
+                model_name=str(model.identity.get("model", {}).get("name", "hemato")),
+            )
         else:
             (tmp / "mask").mkdir()
             for k, name in enumerate(scan.slice_names):
@@ -639,19 +758,34 @@ def predict(
 
         pd.DataFrame(slices).to_csv(tmp / "slices.csv", index=False)
         a = report["abc2"] or {}
-        row = {"patient": report["patient"], "volume_ml": report["volume_ml"], "volume_status": report["volume_status"],
-               "abc2_ml": a.get("volume_ml"), "A_mm": a.get("A_mm"), "B_mm": a.get("B_mm"), "C_mm": a.get("C_mm"),
-               "n_bleed_slices": report["n_bleed_slices"], "slice_areas_mm2": ";".join("" if s["area_mm2"] is None else f"{s['area_mm2']:.2f}" for s in slices),
-               "slice_areas_px": ";".join(str(s["area_px"]) for s in slices),
-               "spacing_row_mm": scan.spacing_mm[0] if scan.spacing_mm else None, "spacing_col_mm": scan.spacing_mm[1] if scan.spacing_mm else None,
-               "slice_spacing_mm": scan.thickness_mm, "spacing_source": scan.source.get("spacing"), "slice_spacing_source": scan.source.get("thickness"),
-               "checkpoint": str(checkpoint), "checkpoint_sha256": model.identity["sha256"], "hemato_version": hemato.__version__}
+        row = {
+            "patient": report["patient"],
+            "volume_ml": report["volume_ml"],
+            "volume_status": report["volume_status"],
+            "abc2_ml": a.get("volume_ml"),
+            "A_mm": a.get("A_mm"),
+            "B_mm": a.get("B_mm"),
+            "C_mm": a.get("C_mm"),
+            "n_bleed_slices": report["n_bleed_slices"],
+            "slice_areas_mm2": ";".join("" if s["area_mm2"] is None else f"{s['area_mm2']:.2f}" for s in slices),
+            "slice_areas_px": ";".join(str(s["area_px"]) for s in slices),
+            "spacing_row_mm": scan.spacing_mm[0] if scan.spacing_mm else None,
+            "spacing_col_mm": scan.spacing_mm[1] if scan.spacing_mm else None,
+            "slice_spacing_mm": scan.thickness_mm,
+            "spacing_source": scan.source.get("spacing"),
+            "slice_spacing_source": scan.source.get("thickness"),
+            "checkpoint": str(checkpoint),
+            "checkpoint_sha256": model.identity["sha256"],
+            "hemato_version": hemato.__version__,
+        }
         pd.DataFrame([row]).to_csv(tmp / "report.csv", index=False)
         report["slices"] = slices
         (tmp / "report.json").write_text(json.dumps(report, indent=2))
         from hemato.report.scan_page import render_scan_page
 
-        (tmp / "report.html").write_text(render_scan_page(report, sorted((tmp / "overlays").glob("*.png"), key=_natural_key)))
+        (tmp / "report.html").write_text(
+            render_scan_page(report, sorted((tmp / "overlays").glob("*.png"), key=_natural_key))
+        )
         old = None
         if out.exists():
             old = out.with_name(f".{out.name}.old-{tmp.name.rsplit('-', 1)[-1]}")
@@ -665,52 +799,126 @@ def predict(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m hemato.predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", help="hemato .ckpt, .onnx or packed weights (default: the shipped real-CT model, hemato/weights/)")
+    ap = argparse.ArgumentParser(
+        prog="python -m hemato.predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--checkpoint",
+        help="hemato .ckpt, .onnx or packed weights (default: the shipped real-CT model, hemato/weights/)",
+    )
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--input", help="DICOM folder, NIfTI file, slice folder or slices.csv")
-    src.add_argument("--input-dir", help="a cohort: one scan per sub-folder / NIfTI file / manifest; one report folder each + summary.csv; resumes")
+    src.add_argument(
+        "--input-dir",
+        help="a cohort: one scan per sub-folder / NIfTI file / manifest; one report folder each + summary.csv; resumes",
+    )
     ap.add_argument("--output", required=True, help="report folder (with --input-dir: the cohort's folder)")
-    ap.add_argument("--spacing", nargs=2, type=float, metavar=("ROW_MM", "COL_MM"), help="pixel spacing (overrides the file's)")
-    ap.add_argument("--slice-spacing", "--thickness", dest="thickness", type=float, metavar="MM",
-                    help="slice spacing: distance between slice centres in mm (overrides the file's; --thickness is an old name for it)")
-    ap.add_argument("--intensity", choices=INTENSITY, default="auto",
-                    help="DICOM/NIfTI values: auto = must look like HU (else refused), hu = trust them as HU, windowed = 8-bit already in the model's window")
+    ap.add_argument(
+        "--spacing", nargs=2, type=float, metavar=("ROW_MM", "COL_MM"), help="pixel spacing (overrides the file's)"
+    )
+    ap.add_argument(
+        "--slice-spacing",
+        "--thickness",
+        dest="thickness",
+        type=float,
+        metavar="MM",
+        help="slice spacing: distance between slice centres in mm (overrides the file's; --thickness is an old name for it)",
+    )
+    ap.add_argument(
+        "--intensity",
+        choices=INTENSITY,
+        default="auto",
+        help="DICOM/NIfTI values: auto = must look like HU (else refused), hu = trust them as HU, windowed = 8-bit already in the model's window",
+    )
     ap.add_argument("--series", help="DICOM SeriesInstanceUID to use when the folder holds several series")
-    ap.add_argument("--dicom-seg", action="store_true", help="DICOM input: also write seg.dcm, a DICOM Segmentation referencing the series (opens in 3D Slicer/OHIF; it carries the patient's identifiers)")
-    ap.add_argument("--precision", choices=["auto", "32", "bf16"], default="auto",
-                    help="auto: bf16 where the CPU has native bf16 and a probe finds it faster, else fp32")
+    ap.add_argument(
+        "--dicom-seg",
+        action="store_true",
+        help="DICOM input: also write seg.dcm, a DICOM Segmentation referencing the series (opens in 3D Slicer/OHIF; it carries the patient's identifiers)",
+    )
+    ap.add_argument(
+        "--precision",
+        choices=["auto", "32", "bf16"],
+        default="auto",
+        help="auto: bf16 where the CPU has native bf16 and a probe finds it faster, else fp32",
+    )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--tta", action="store_true", help="average with flipped inputs")
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--no-crop", action="store_true", help="run the network on the full frame of every slice (default: head region only, slices without head skipped)")
+    ap.add_argument(
+        "--no-crop",
+        action="store_true",
+        help="run the network on the full frame of every slice (default: head region only, slices without head skipped)",
+    )
     ap.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
-    ap.add_argument("--patient-id", help="name to print in the report (default: a salted pseudonym of the input's name)")
-    ap.add_argument("--keep-names", action="store_true", help="report the input's own name and path instead of a pseudonym")
+    ap.add_argument(
+        "--patient-id", help="name to print in the report (default: a salted pseudonym of the input's name)"
+    )
+    ap.add_argument(
+        "--keep-names", action="store_true", help="report the input's own name and path instead of a pseudonym"
+    )
     a = ap.parse_args(argv)
     if a.input_dir:
         try:
-            t = predict_cohort(a.checkpoint, a.input_dir, a.output, keep_names=a.keep_names, spacing=a.spacing, thickness=a.thickness, device=a.device,
-                               tta=a.tta, batch_size=a.batch_size, crop=not a.no_crop, threads=a.threads, intensity=a.intensity, precision=a.precision)
+            t = predict_cohort(
+                a.checkpoint,
+                a.input_dir,
+                a.output,
+                keep_names=a.keep_names,
+                spacing=a.spacing,
+                thickness=a.thickness,
+                device=a.device,
+                tta=a.tta,
+                batch_size=a.batch_size,
+                crop=not a.no_crop,
+                threads=a.threads,
+                intensity=a.intensity,
+                precision=a.precision,
+            )
         except InputError as e:
             print(f"hemato.predict: error: {e}", file=sys.stderr)
             return 2
         for _, row in t[t["status"] == "error"].iterrows():
             print(f"hemato.predict: {row['scan']}: error: {row['error']}", file=sys.stderr)
         n = t["status"].value_counts().to_dict()
-        print(f"{len(t)} scans: {n.get('ok', 0)} predicted, {n.get('done before', 0)} done before, {n.get('error', 0)} failed -> {a.output}/summary.csv")
+        print(
+            f"{len(t)} scans: {n.get('ok', 0)} predicted, {n.get('done before', 0)} done before, {n.get('error', 0)} failed -> {a.output}/summary.csv"
+        )
         return 0 if not n.get("error") else 1
     try:
-        r = predict(a.checkpoint, a.input, a.output, a.spacing, a.thickness, a.device, a.tta, a.batch_size, patient_id=a.patient_id, progress=True, keep_names=a.keep_names,
-                    crop=not a.no_crop, threads=a.threads, intensity=a.intensity, series_uid=a.series, precision=a.precision, dicom_seg=a.dicom_seg)
+        r = predict(
+            a.checkpoint,
+            a.input,
+            a.output,
+            a.spacing,
+            a.thickness,
+            a.device,
+            a.tta,
+            a.batch_size,
+            patient_id=a.patient_id,
+            progress=True,
+            keep_names=a.keep_names,
+            crop=not a.no_crop,
+            threads=a.threads,
+            intensity=a.intensity,
+            series_uid=a.series,
+            precision=a.precision,
+            dicom_seg=a.dicom_seg,
+        )
     except InputError as e:
         print(f"hemato.predict: error: {e}", file=sys.stderr)
         return 2
     for w in r.get("warnings", []):
         print(f"hemato.predict: warning: {w}", file=sys.stderr)
     vol = f"{r['volume_ml']:.2f} ml" if r["volume_ml"] is not None else r["volume_status"]
-    abc = f", ABC/2 {r['abc2']['volume_ml']:.2f} ml ({r['abc2']['n_bleeds']} bleed{'s' if r['abc2']['n_bleeds'] != 1 else ''})" if r["abc2"] else ""
-    print(f"{r['patient']}: {vol}{abc}, {r['n_bleed_slices']} of {r['n_slices']} slices with bleed -> {a.output}/report.json")
+    abc = (
+        f", ABC/2 {r['abc2']['volume_ml']:.2f} ml ({r['abc2']['n_bleeds']} bleed{'s' if r['abc2']['n_bleeds'] != 1 else ''})"
+        if r["abc2"]
+        else ""
+    )
+    print(
+        f"{r['patient']}: {vol}{abc}, {r['n_bleed_slices']} of {r['n_slices']} slices with bleed -> {a.output}/report.json"
+    )
     return 0
 
 

@@ -68,11 +68,32 @@ def provenance(cfg: DictConfig) -> dict[str, Any]:
             return None
 
     try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip() or None
-        dirty = bool(subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"], capture_output=True, text=True, timeout=10).stdout.strip())
+        commit = (
+            subprocess.run(
+                ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or None
+        )
+        dirty = bool(
+            subprocess.run(
+                ["git", "-C", str(ROOT), "status", "--porcelain"], capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+        )
     except (OSError, subprocess.SubprocessError):
         commit, dirty = None, None
-    pkgs = ("torch", "lightning", "hydra-core", "omegaconf", "torchmetrics", "albumentations", "opencv-python-headless", "numpy", "scipy", "scikit-image", "pandas")
+    pkgs = (
+        "torch",
+        "lightning",
+        "hydra-core",
+        "omegaconf",
+        "torchmetrics",
+        "albumentations",
+        "opencv-python-headless",
+        "numpy",
+        "scipy",
+        "scikit-image",
+        "pandas",
+    )
     return {
         "seed": cfg.seed,
         "deterministic": cfg.deterministic,
@@ -124,7 +145,9 @@ def resolve_precision(cfg: DictConfig) -> PrecisionChoice:
 def cpu_threads_per_process(cfg: DictConfig) -> int:
     """Physical cores shared among the processes of a CPU DDP run (one process: all)."""
     tr = cfg.trainer
-    procs = int(tr.get("devices", 1)) if str(tr.get("accelerator")) == "cpu" and isinstance(tr.get("devices"), int) else 1
+    procs = (
+        int(tr.get("devices", 1)) if str(tr.get("accelerator")) == "cpu" and isinstance(tr.get("devices"), int) else 1
+    )
     return max(1, physical_cores() // max(1, procs))
 
 
@@ -151,10 +174,18 @@ def table_columns(cfg: DictConfig, precision: str) -> dict[str, Any]:
 
 # the Table 1 / 2 metrics under stable names in every W&B run's summary
 WANDB_SUMMARY = {
-    "table1/dice_slice": "dice_slice", "table1/iou_slice": "iou_slice", "table1/rvd_slice": "rvd_slice",
-    "table1/dice_patient": "dice_patient", "table1/iou_patient": "iou_patient", "table1/rvd_patient": "rvd_patient",
-    "table2/volume_rmse_ml": "volume_rmse_ml", "table2/volume_mae_ml": "volume_mae_ml", "table2/n_volume_patients": "n_volume_patients",
-    "table2/fp_patients": "fp_patients", "table2/n_patients": "n_patients", "table2/n_patients_with_bleed": "n_patients_with_bleed",
+    "table1/dice_slice": "dice_slice",
+    "table1/iou_slice": "iou_slice",
+    "table1/rvd_slice": "rvd_slice",
+    "table1/dice_patient": "dice_patient",
+    "table1/iou_patient": "iou_patient",
+    "table1/rvd_patient": "rvd_patient",
+    "table2/volume_rmse_ml": "volume_rmse_ml",
+    "table2/volume_mae_ml": "volume_mae_ml",
+    "table2/n_volume_patients": "n_volume_patients",
+    "table2/fp_patients": "fp_patients",
+    "table2/n_patients": "n_patients",
+    "table2/n_patients_with_bleed": "n_patients_with_bleed",
 }
 
 
@@ -198,7 +229,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         report = check_dataset(src.path, src.mask_mode, src.allow_outside)
         say(f"[hemato] dataset check: {report.summary()}")
         if not report.ok or (cfg.get("train", True) and not report.trainable):
-            print(f"hemato: {src.path}: {'problems in the dataset' if not report.ok else 'slices without masks: the dataset cannot train a model'}", file=sys.stderr)
+            print(
+                f"hemato: {src.path}: {'problems in the dataset' if not report.ok else 'slices without masks: the dataset cannot train a model'}",
+                file=sys.stderr,
+            )
             raise SystemExit(2)
     t_data = time.time()
     datamodule.setup("fit")
@@ -207,8 +241,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
     n = {k: len(v) for k, v in datamodule.split.items()}
     say(f"[hemato] patients: train {n['train']}, val {n['val']}, test {n['test']} (split.json written)")
 
-    contract = {**OmegaConf.to_container(cfg.task.get("contract") or {}, resolve=True), "trained_on": describe_data(cfg)}
-    task = hydra.utils.instantiate(cfg.task, model=OmegaConf.to_container(cfg.model, resolve=True), input_size=cfg.data.input_size, contract=contract)
+    contract = {
+        **OmegaConf.to_container(cfg.task.get("contract") or {}, resolve=True),
+        "trained_on": describe_data(cfg),
+    }
+    task = hydra.utils.instantiate(
+        cfg.task,
+        model=OmegaConf.to_container(cfg.model, resolve=True),
+        input_size=cfg.data.input_size,
+        contract=contract,
+    )
     choice = resolve_precision(cfg)
     say(f"[hemato] precision {choice.precision}: {choice.reason}")
     prov = provenance(cfg)
@@ -224,20 +266,38 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     # Lightning's save_last only refreshes last.ckpt when a new best is saved: keep a
     # separate checkpoint written at the end of every epoch, the one to resume from
-    last = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="last", monitor=None, save_top_k=1, every_n_epochs=1, enable_version_counter=False)
+    last = ModelCheckpoint(
+        dirpath=out_dir / "checkpoints",
+        filename="last",
+        monitor=None,
+        save_top_k=1,
+        every_n_epochs=1,
+        enable_version_counter=False,
+    )
     trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, precision=choice.precision, logger=loggers or False, callbacks=[ckpt, last], default_root_dir=str(out_dir), plugins=[AtomicCheckpointIO()]
+        cfg.trainer,
+        precision=choice.precision,
+        logger=loggers or False,
+        callbacks=[ckpt, last],
+        default_root_dir=str(out_dir),
+        plugins=[AtomicCheckpointIO()],
     )
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path == "last":  # resume this run directory's last checkpoint
         ckpt_path = out_dir / "checkpoints" / "last.ckpt"
         if not ckpt_path.is_file():
-            raise FileNotFoundError(f"{ckpt_path}: no last checkpoint to resume (give hydra.run.dir=<the run's folder>)")
+            raise FileNotFoundError(
+                f"{ckpt_path}: no last checkpoint to resume (give hydra.run.dir=<the run's folder>)"
+            )
     if cfg.get("train", True):
         if ckpt_path:
             say(f"[hemato] resuming from {ckpt_path}")
         trainer.fit(task, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
-        best = (ckpt.best_model_path or None) if cfg.get("select", "best") == "best" else (last.last_model_path or last.best_model_path or None)
+        best = (
+            (ckpt.best_model_path or None)
+            if cfg.get("select", "best") == "best"
+            else (last.last_model_path or last.best_model_path or None)
+        )
     else:  # evaluation only: test the given checkpoint (config_check made sure there is one)
         best = str(ckpt_path)
         say(f"[hemato] testing {best} (train=false)")
@@ -255,11 +315,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
         extra, counts = evaluate_patients(
             task.net,
             [datamodule.record(p) for p in test_ids],
-            contract=Contract.from_dict({**task.hparams.contract, "input_size": cfg.data.input_size, "threshold": cfg.task.threshold}),
+            contract=Contract.from_dict(
+                {**task.hparams.contract, "input_size": cfg.data.input_size, "threshold": cfg.task.threshold}
+            ),
             out_dir=out_dir / "predictions" if ev.save_predictions else None,
             thresholds=SubgroupThresholds(**ev.subgroups),
         )
-        stats = {k: torch.as_tensor(np.array(counts[k])) for k in ("slice_index", "inter", "pred", "gt", "pixel_area_mm2", "thickness_mm")}
+        stats = {
+            k: torch.as_tensor(np.array(counts[k]))
+            for k in ("slice_index", "inter", "pred", "gt", "pixel_area_mm2", "thickness_mm")
+        }
         stats["patient"] = torch.as_tensor([ids.index(p) for p in counts["patient_id"]])
         test_slices = slice_table(stats, ids, cfg.task.empty)
         patients = patient_table(test_slices, cfg.task.empty)
@@ -306,8 +371,26 @@ def log_to_wandb(logger: Any, patients: pd.DataFrame, out_dir: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cols = [c for c in ("patient_id", "true_volume_ml", "pred_volume_ml", "volume_error_ml", "dice", "iou", "rvd", "true_abc2_ml", "pred_abc2_ml", "irregular", "near_skull") if c in patients]
-    logger.log_table(key="test/patients", dataframe=patients[cols].astype({"irregular": str, "near_skull": str}, errors="ignore"))
+    cols = [
+        c
+        for c in (
+            "patient_id",
+            "true_volume_ml",
+            "pred_volume_ml",
+            "volume_error_ml",
+            "dice",
+            "iou",
+            "rvd",
+            "true_abc2_ml",
+            "pred_abc2_ml",
+            "irregular",
+            "near_skull",
+        )
+        if c in patients
+    ]
+    logger.log_table(
+        key="test/patients", dataframe=patients[cols].astype({"irregular": str, "near_skull": str}, errors="ignore")
+    )
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.scatter(patients["true_volume_ml"], patients["pred_volume_ml"], s=14)
     top = float(max(patients["true_volume_ml"].max(), patients["pred_volume_ml"].max(), 1.0))
@@ -322,7 +405,9 @@ def log_to_wandb(logger: Any, patients: pd.DataFrame, out_dir: Path) -> None:
 
 
 def print_summary(model: str, summary: dict[str, float], patients: pd.DataFrame, out_dir: Path, seconds: float) -> None:
-    say(f"\n[hemato] test results, model={model} ({int(summary.get('n_patients', 0))} patients, {int(summary.get('n_patients_with_bleed', 0))} with bleed)")
+    say(
+        f"\n[hemato] test results, model={model} ({int(summary.get('n_patients', 0))} patients, {int(summary.get('n_patients_with_bleed', 0))} with bleed)"
+    )
     for key, label in SUMMARY_KEYS:
         v = summary.get(key, math.nan)
         say(f"  {label:<42s} {v:8.3f}")
@@ -336,7 +421,9 @@ def _remove_if_unused(out: Path) -> None:
     if not out.is_dir():
         return
     own = {".hydra", "run.log"}
-    if all(p.name in own for p in out.iterdir()) and not ((out / "run.log").is_file() and (out / "run.log").stat().st_size):
+    if all(p.name in own for p in out.iterdir()) and not (
+        (out / "run.log").is_file() and (out / "run.log").stat().st_size
+    ):
         shutil.rmtree(out, ignore_errors=True)
         try:
             out.parent.rmdir()  # the task's folder too, if that run was its only one

@@ -53,4 +53,3 @@ def load_prediction(path: Path) -> dict[str, Any]:
             "thickness_mm": float(z["thickness_mm"]),
             "slice_index": z["slice_index"],
         }
-

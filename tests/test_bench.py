@@ -25,7 +25,9 @@ def test_peak_from_simd_width_fma_and_clock() -> None:
     xeon = cpu_peak(cpuinfo=XEON, cores=4)
     assert (xeon["isa"], xeon["flop_per_cycle"], xeon["ghz"]) == ("AVX-512", 64, 2.5)  # nominal clock from the name
     assert cpu_peak(cpuinfo=XEON, cores=4, fma_units=1)["peak_gflops"] == pytest.approx(4 * 2.5 * 32)
-    assert cpu_peak(cpuinfo="flags\t: sse sse2\ncpu MHz\t: 1000\n", cores=1)["flop_per_cycle"] == 8  # 4 lanes, mul + add
+    assert (
+        cpu_peak(cpuinfo="flags\t: sse sse2\ncpu MHz\t: 1000\n", cores=1)["flop_per_cycle"] == 8
+    )  # 4 lanes, mul + add
 
 
 def test_calibrated_peak_is_never_below_a_measured_gemm(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,7 +38,11 @@ def test_calibrated_peak_is_never_below_a_measured_gemm(monkeypatch: pytest.Monk
     monkeypatch.setattr(B, "cpu_flags", lambda *a: {"avx2", "avx512f", "avx512_bf16"})
     c = B.calibrated_peak(peak)
     assert c["peak_gflops"] == 200.0 and "measured lower bound" in c["derivation"] and ">= 3.12 GHz" in c["derivation"]
-    assert c["bf16_peak_gflops"] == 390.0 and "AVX512-BF16: 2 x the fp32 derivation" in c["bf16_derivation"] and "measured lower bound" in c["bf16_derivation"]
+    assert (
+        c["bf16_peak_gflops"] == 390.0
+        and "AVX512-BF16: 2 x the fp32 derivation" in c["bf16_derivation"]
+        and "measured lower bound" in c["bf16_derivation"]
+    )
     monkeypatch.setattr(B, "gemm_rate", lambda dtype=torch.float32, **k: 100.0)
     low = B.calibrated_peak(peak)
     assert low["peak_gflops"] == pytest.approx(156.8) and "64 % of it" in low["derivation"]
@@ -50,8 +56,25 @@ def test_flop_count_of_a_convolution_is_exact() -> None:
 @pytest.mark.slow
 def test_bench_prints_a_table_and_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    cmd = [sys.executable, "-m", "hemato.bench", "--models", "ours,segnet", "--size", "64", "--width", "4", "--seconds", "0.05",
-           "--scan-slices", "20", "--scan-size", "128", "--json", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "hemato.bench",
+        "--models",
+        "ours,segnet",
+        "--size",
+        "64",
+        "--width",
+        "4",
+        "--seconds",
+        "0.05",
+        "--scan-slices",
+        "20",
+        "--scan-size",
+        "128",
+        "--json",
+        str(out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "theoretical fp32 peak" in proc.stdout and "best large-convolution rate" in proc.stdout

@@ -20,15 +20,23 @@ def test_expansion_arithmetic_and_flags() -> None:
     assert e["change_ml"] == 6.0 and e["change_relative"] == pytest.approx(0.6)
     assert e["flags"] == {"6ml_or_33pct": True, "12_5ml": False, "26pct": True}
     assert expansion(40.0, 50.0)["flags"] == {"6ml_or_33pct": True, "12_5ml": False, "26pct": False}  # +10 ml, +25 %
-    assert expansion(40.0, 52.5)["flags"]["12_5ml"] and not expansion(20.0, 25.0)["flags"]["6ml_or_33pct"]  # +5 ml, +25 %
-    assert expansion(0.0, 1.0)["change_relative"] == float("inf") and expansion(5.0, 3.0)["flags"] == {"6ml_or_33pct": False, "12_5ml": False, "26pct": False}
+    assert (
+        expansion(40.0, 52.5)["flags"]["12_5ml"] and not expansion(20.0, 25.0)["flags"]["6ml_or_33pct"]
+    )  # +5 ml, +25 %
+    assert expansion(0.0, 1.0)["change_relative"] == float("inf") and expansion(5.0, 3.0)["flags"] == {
+        "6ml_or_33pct": False,
+        "12_5ml": False,
+        "26pct": False,
+    }
 
 
 def test_bleeds_match_by_nearest_centroid() -> None:
     b0 = [{"centroid_mm": [0, 0, 0]}, {"centroid_mm": [0, 50, 50]}]
     b1 = [{"centroid_mm": [0, 52, 49]}, {"centroid_mm": [0, 1, 1]}, {"centroid_mm": [0, 200, 0]}]
     pairs = match_bleeds(b0, b1)
-    assert (0, 1) in [(i, j) for i, j, _ in pairs] and (1, 0) in [(i, j) for i, j, _ in pairs] and (None, 2, None) in pairs
+    assert (
+        (0, 1) in [(i, j) for i, j, _ in pairs] and (1, 0) in [(i, j) for i, j, _ in pairs] and (None, 2, None) in pairs
+    )
 
 
 def test_two_scans_compare_with_known_volumes(tmp_path: Path) -> None:
@@ -45,7 +53,9 @@ def test_two_scans_compare_with_known_volumes(tmp_path: Path) -> None:
     assert status == ["matched", "new"]
     matched = next(b for b in r["bleeds"] if b["status"] == "matched")
     assert matched["baseline_ml"] == pytest.approx(ml(t0.sum())) and (tmp_path / "cmp" / matched["overlay"]).is_file()
-    assert json.loads((tmp_path / "cmp" / "compare.json").read_text())["flag_definitions"]["12_5ml"]["reference"].startswith("Dowlatshahi")
+    assert json.loads((tmp_path / "cmp" / "compare.json").read_text())["flag_definitions"]["12_5ml"][
+        "reference"
+    ].startswith("Dowlatshahi")
     # the two report folders can be compared again without predicting
     r2 = compare(tmp_path / "cmp" / "baseline", tmp_path / "cmp" / "followup", tmp_path / "cmp2")
     assert r2["change_ml"] == pytest.approx(r["change_ml"])

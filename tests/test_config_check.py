@@ -51,11 +51,21 @@ def test_bad_values_are_named(override: str, needle: str) -> None:
 
 
 def test_cli_exits_with_one_line(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "hemato.run", "task.optimizer.lr=-1", f"paths.runs_dir={tmp_path}"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hemato.run", "task.optimizer.lr=-1", f"paths.runs_dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("hemato: config error: task.optimizer.lr")
     assert "Traceback" not in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "hemato.run", "model=resnet", f"paths.runs_dir={tmp_path}"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hemato.run", "model=resnet", f"paths.runs_dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0 and "model/resnet" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -69,10 +79,24 @@ def test_a_gpu_config_without_a_gpu_fails_before_any_work() -> None:
 
 
 def test_refused_configs_leave_no_run_folder_and_resume_needs_a_run(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "hemato.run", "ckpt_path=last", f"paths.runs_dir={tmp_path}"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hemato.run", "ckpt_path=last", f"paths.runs_dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "ckpt_path=last: no " in proc.stderr.strip().splitlines()[-1] and "hydra.run.dir=" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "hemato.run", "data=manifest", f"paths.runs_dir={tmp_path}"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == "hemato: config error: data=manifest needs the dataset: data.manifest=/path/to/slices.csv"
+    proc = subprocess.run(
+        [sys.executable, "-m", "hemato.run", "data=manifest", f"paths.runs_dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        proc.returncode == 2
+        and proc.stderr.strip().splitlines()[-1]
+        == "hemato: config error: data=manifest needs the dataset: data.manifest=/path/to/slices.csv"
+    )
     assert not [p for p in tmp_path.rglob("*") if p.is_dir() and not any(p.iterdir())], "empty run folders left behind"
     assert not list(tmp_path.rglob("config.yaml"))

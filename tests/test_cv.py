@@ -26,9 +26,33 @@ def _fake_run(root: Path, name: str, model: dict, fold: int, rows: list[tuple[st
     p, s = [], []
     for pid, i, pr, g, big in rows:
         dice = 2 * i / (pr + g) if g else np.nan
-        p.append({"patient_id": pid, "rotation": 0, "fold": fold, "inter": i, "pred": pr, "gt": g, "dice": dice, "iou": i / (pr + g - i) if g else np.nan,
-                  "rvd": abs(pr - g) / g if g else np.nan, "largest_component_px": big})
-        s.append({"patient_id": pid, "rotation": 0, "slice_index": 0, "inter": i, "pred": pr, "gt": g, "dice": dice, "iou": p[-1]["iou"], "rvd": p[-1]["rvd"]})
+        p.append(
+            {
+                "patient_id": pid,
+                "rotation": 0,
+                "fold": fold,
+                "inter": i,
+                "pred": pr,
+                "gt": g,
+                "dice": dice,
+                "iou": i / (pr + g - i) if g else np.nan,
+                "rvd": abs(pr - g) / g if g else np.nan,
+                "largest_component_px": big,
+            }
+        )
+        s.append(
+            {
+                "patient_id": pid,
+                "rotation": 0,
+                "slice_index": 0,
+                "inter": i,
+                "pred": pr,
+                "gt": g,
+                "dice": dice,
+                "iou": p[-1]["iou"],
+                "rvd": p[-1]["rvd"],
+            }
+        )
     pd.DataFrame(p).to_csv(d / "oof_patients.csv", index=False)
     pd.DataFrame(s).to_csv(d / "oof_slices.csv", index=False)
     return d
@@ -59,7 +83,9 @@ def test_folds_pool_per_model_with_cis_and_paired_test(tmp_path: Path) -> None:
     assert pt["n"] == 2 and pt["mean_diff"] == pytest.approx(0.25)
     md = (tmp_path / "out" / "table1_oof.md").read_text()
     assert "| Ours | 0,1 | 4 | 2 | 0.700 [" in md and "Ours - U-Net" in md
-    assert json.loads((tmp_path / "out" / "cv_summary.json").read_text())["models"]["U-Net"]["dice_patient"] == pytest.approx(0.45)
+    assert json.loads((tmp_path / "out" / "cv_summary.json").read_text())["models"]["U-Net"][
+        "dice_patient"
+    ] == pytest.approx(0.45)
 
 
 def test_a_patient_tested_twice_for_one_model_is_refused(tmp_path: Path) -> None:
@@ -81,8 +107,28 @@ def test_bootstrap_and_paired_test_numbers() -> None:
 
 
 def test_summary_detection_rates() -> None:
-    p = pd.DataFrame({"patient_id": ["a", "b"], "gt": [10, 0], "pred": [5, 0], "inter": [5, 0], "dice": [2 * 5 / 15, np.nan], "iou": [0.5, np.nan], "rvd": [0.5, np.nan], "largest_component_px": [5, 0]})
-    s = pd.DataFrame({"patient_id": ["a", "a", "b"], "gt": [10, 0, 0], "pred": [5, 3, 0], "dice": [2 / 3, np.nan, np.nan], "iou": [0.5, np.nan, np.nan], "rvd": [0.5, np.nan, np.nan]})
+    p = pd.DataFrame(
+        {
+            "patient_id": ["a", "b"],
+            "gt": [10, 0],
+            "pred": [5, 0],
+            "inter": [5, 0],
+            "dice": [2 * 5 / 15, np.nan],
+            "iou": [0.5, np.nan],
+            "rvd": [0.5, np.nan],
+            "largest_component_px": [5, 0],
+        }
+    )
+    s = pd.DataFrame(
+        {
+            "patient_id": ["a", "a", "b"],
+            "gt": [10, 0, 0],
+            "pred": [5, 3, 0],
+            "dice": [2 / 3, np.nan, np.nan],
+            "iou": [0.5, np.nan, np.nan],
+            "rvd": [0.5, np.nan, np.nan],
+        }
+    )
     m = summarize_oof(p, s)
     assert m["slice_sensitivity"] == 1.0 and m["slice_specificity"] == 0.5
     assert m["patient_sensitivity"] == 1.0 and m["patient_specificity"] == 1.0
@@ -95,15 +141,37 @@ def test_cv_run_then_out_of_fold_evaluation_end_to_end(tmp_path: Path) -> None:
     sample = ROOT / "data" / "ctich-sample" / "manifest.csv"
     run = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "hemato.run", "data=manifest", f"data.manifest={sample}", "data.folds=2", "data.fold=1", "data.val_fraction=0.3",
-         "data.input_size=64", "data.samples_per_epoch=16", "trainer.max_epochs=1", "model.base_channels=4", "trainer.enable_progress_bar=false",
-         "task.contract.min_component_px=4", "logger=none", f"hydra.run.dir={run}"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "hemato.run",
+            "data=manifest",
+            f"data.manifest={sample}",
+            "data.folds=2",
+            "data.fold=1",
+            "data.val_fraction=0.3",
+            "data.input_size=64",
+            "data.samples_per_epoch=16",
+            "trainer.max_epochs=1",
+            "model.base_channels=4",
+            "trainer.enable_progress_bar=false",
+            "task.contract.min_component_px=4",
+            "logger=none",
+            f"hydra.run.dir={run}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     split = json.loads((run / "split.json").read_text())
     assert split["folds"] == 2 and split["fold"] == 1 and all(split["fold_of"][p] == 1 for p in split["split"]["test"])
-    proc = subprocess.run([sys.executable, "-m", "hemato.cv", "evaluate", str(run), "--rotations", "0", "90"], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hemato.cv", "evaluate", str(run), "--rotations", "0", "90"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     oof = pd.read_csv(run / "oof_patients.csv", dtype={"patient_id": str})
     assert sorted(oof["rotation"].unique()) == [0, 90]
@@ -114,6 +182,11 @@ def test_cv_run_then_out_of_fold_evaluation_end_to_end(tmp_path: Path) -> None:
     tp = pd.read_csv(run / "test_patients.csv", dtype={"patient_id": str}).set_index("patient_id")
     o0 = oof[oof["rotation"] == 0].set_index("patient_id")
     assert (tp.loc[o0.index, "pred"] == o0["pred"]).all()
-    proc = subprocess.run([sys.executable, "-m", "hemato.cv", "report", str(run), "--out", str(tmp_path / "rep")], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hemato.cv", "report", str(run), "--out", str(tmp_path / "rep")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "90 deg" in (tmp_path / "rep" / "table1_oof.md").read_text()

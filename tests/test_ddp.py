@@ -49,6 +49,11 @@ def test_train_false_needs_a_checkpoint(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "hemato.run", "train=false", f"paths.runs_dir={tmp_path}"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hemato.run", "train=false", f"paths.runs_dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "train=false needs ckpt_path" in proc.stderr

@@ -14,7 +14,12 @@ def test_contract_round_trip_and_validation() -> None:
     assert Contract.from_dict(c.as_dict()) == c
     with pytest.raises(ValueError, match="unknown contract fields"):
         Contract.from_dict({**c.as_dict(), "spacing": 1.0})
-    for bad in ({"input_size": 250}, {"input_size": 256, "threshold": 1.0}, {"input_size": 256, "orientation": "sideways"}, {"input_size": 256, "window_width": 0}):
+    for bad in (
+        {"input_size": 250},
+        {"input_size": 256, "threshold": 1.0},
+        {"input_size": 256, "orientation": "sideways"},
+        {"input_size": 256, "window_width": 0},
+    ):
         with pytest.raises(ValueError):
             Contract(**bad)
 

@@ -39,7 +39,9 @@ def test_explicit_precision_is_kept() -> None:
 def test_probe_measures_both_precisions() -> None:
     from hemato.models.registry import build_model
 
-    rates = probe_train_speed(lambda: build_model(name="unet", in_channels=1, out_channels=1, base_channels=4), 32, batch_size=2, steps=1)
+    rates = probe_train_speed(
+        lambda: build_model(name="unet", in_channels=1, out_channels=1, base_channels=4), 32, batch_size=2, steps=1
+    )
     assert set(rates) == {"fp32", "bf16"} and all(v > 0 for v in rates.values())
 
 

@@ -27,13 +27,45 @@ SAMPLE = ROOT / "data" / "ctich-sample"
 def checkpoint(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("train")
     # import the raw sample with the importer (5 mm thickness, spacing unknown) ...
-    proc = subprocess.run([sys.executable, "-m", "hemato.data.convert", "images", "--images", str(SAMPLE / "images"), "--masks", str(SAMPLE / "masks"), "--thickness", "5", "--out", str(tmp / "ds")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hemato.data.convert",
+            "images",
+            "--images",
+            str(SAMPLE / "images"),
+            "--masks",
+            str(SAMPLE / "masks"),
+            "--thickness",
+            "5",
+            "--out",
+            str(tmp / "ds"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     # ... and train a few steps on it
     proc = subprocess.run(
-        [sys.executable, "-m", "hemato.run", "data=manifest", f"data.manifest={tmp / 'ds' / 'slices.csv'}", "data.input_size=64", "data.samples_per_epoch=16",
-         "data.test_fraction=0.2", "data.val_fraction=0.25", "trainer.max_epochs=1", "model.base_channels=4", "trainer.enable_progress_bar=false", f"paths.runs_dir={tmp}/runs"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "hemato.run",
+            "data=manifest",
+            f"data.manifest={tmp / 'ds' / 'slices.csv'}",
+            "data.input_size=64",
+            "data.samples_per_epoch=16",
+            "data.test_fraction=0.2",
+            "data.val_fraction=0.25",
+            "trainer.max_epochs=1",
+            "model.base_channels=4",
+            "trainer.enable_progress_bar=false",
+            f"paths.runs_dir={tmp}/runs",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = next((tmp / "runs").rglob("best.ckpt"))
@@ -71,7 +103,9 @@ def _no_report(out: Path) -> None:
 
 def test_slice_folder_without_spacing_has_no_volume(checkpoint: Path, tmp_path: Path, one_patient: Path) -> None:
     r = predict(checkpoint, one_patient, tmp_path / "out")
-    assert r["volume_ml"] is None and r["volume_status"].startswith("volume unavailable: pixel spacing and slice spacing unknown")
+    assert r["volume_ml"] is None and r["volume_status"].startswith(
+        "volume unavailable: pixel spacing and slice spacing unknown"
+    )
     rep = json.loads((tmp_path / "out" / "report.json").read_text())
     assert rep["n_slices"] == 15 and len(rep["slices"]) == 15 and rep["slices"][0]["area_mm2"] is None
     assert len(list((tmp_path / "out" / "mask").glob("*.png"))) == 15
@@ -103,7 +137,11 @@ def test_nifti_input_mask_in_input_geometry(checkpoint: Path, tmp_path: Path) ->
     hu[1:3, 20:40, 20:40] = 70.0
     write_nifti(tmp_path / "scan.nii.gz", _head(hu), spacing=(0.5, 0.6), thickness=5.0)
     r = predict(checkpoint, tmp_path / "scan.nii.gz", tmp_path / "out")
-    assert r["spacing_mm"] == pytest.approx([0.5, 0.6]) and r["slice_spacing_mm"] == pytest.approx(5.0) and r["geometry_source"]["spacing"] == "NIfTI header"
+    assert (
+        r["spacing_mm"] == pytest.approx([0.5, 0.6])
+        and r["slice_spacing_mm"] == pytest.approx(5.0)
+        and r["geometry_source"]["spacing"] == "NIfTI header"
+    )
     src, m = nib.load(tmp_path / "scan.nii.gz"), nib.load(tmp_path / "out" / "mask.nii.gz")
     assert m.shape == src.shape and np.allclose(m.affine, src.affine)
     assert np.asarray(m.dataobj).sum() * 0.5 * 0.6 * 5 / 1000 == pytest.approx(r["volume_ml"])
@@ -112,7 +150,9 @@ def test_nifti_input_mask_in_input_geometry(checkpoint: Path, tmp_path: Path) ->
 def test_dicom_input_and_no_phi_in_outputs(checkpoint: Path, tmp_path: Path) -> None:
     hu = np.full((5, 64, 64), 30.0)
     hu[1:4, 10:30, 20:44] = 72.0
-    write_dicom_series(tmp_path / "Doe_Jane", _head(hu), spacing=(0.45, 0.45), thickness=2.5, name="Doe^Jane", pid="PID-12345")
+    write_dicom_series(
+        tmp_path / "Doe_Jane", _head(hu), spacing=(0.45, 0.45), thickness=2.5, name="Doe^Jane", pid="PID-12345"
+    )
     r = predict(checkpoint, tmp_path / "Doe_Jane", tmp_path / "out")  # folder named after the patient
     assert r["patient"].startswith("anon-")
     assert r["slice_spacing_mm"] == pytest.approx(2.5) and r["geometry_source"]["spacing"] == "DICOM PixelSpacing"
@@ -125,7 +165,12 @@ def test_dicom_input_and_no_phi_in_outputs(checkpoint: Path, tmp_path: Path) -> 
 
 
 def test_onnx_export_gives_the_same_numbers(checkpoint: Path, tmp_path: Path, one_patient: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "hemato.export", "--checkpoint", str(checkpoint), "--output", str(tmp_path / "m.onnx")], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hemato.export", "--checkpoint", str(checkpoint), "--output", str(tmp_path / "m.onnx")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     a = predict(checkpoint, one_patient, tmp_path / "a", spacing=(0.45, 0.45), thickness=5.0, crop=False)
     b = predict(tmp_path / "m.onnx", one_patient, tmp_path / "b", spacing=(0.45, 0.45), thickness=5.0)
@@ -138,7 +183,12 @@ def test_onnx_export_gives_the_same_numbers(checkpoint: Path, tmp_path: Path, on
 
 
 def _cli(ckpt: Path, inp: Path, out: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hemato.predict", "--checkpoint", str(ckpt), "--input", str(inp), "--output", str(out)], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "hemato.predict", "--checkpoint", str(ckpt), "--input", str(inp), "--output", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 class _Evil:
@@ -180,8 +230,19 @@ def _bad_inputs(tmp: Path, ckpt: Path) -> dict[str, tuple[Path, Path, str]]:
     return cases
 
 
-BAD = ["missing", "empty folder", "truncated png", "different sizes", "nan voxels", "corrupt nifti", "duplicate dicom position",
-       "missing dicom slice", "not a hemato checkpoint", "weights of another size", "malicious pickle"]
+BAD = [
+    "missing",
+    "empty folder",
+    "truncated png",
+    "different sizes",
+    "nan voxels",
+    "corrupt nifti",
+    "duplicate dicom position",
+    "missing dicom slice",
+    "not a hemato checkpoint",
+    "weights of another size",
+    "malicious pickle",
+]
 
 
 @pytest.mark.parametrize("case", BAD)

@@ -38,7 +38,9 @@ _bright_forward.size_divisor = 32  # type: ignore[attr-defined]
 def threshold_network(monkeypatch: pytest.MonkeyPatch):
     def load(path, device="cpu", channels_last=None, precision="32"):
         con = Contract(input_size=64, trained_on="test threshold network")
-        return P.LoadedModel(_bright_forward, 64, {"checkpoint": str(path), "sha256": "0" * 64, "model": {"name": "test"}}, None, con)
+        return P.LoadedModel(
+            _bright_forward, 64, {"checkpoint": str(path), "sha256": "0" * 64, "model": {"name": "test"}}, None, con
+        )
 
     monkeypatch.setattr(P, "load_model", load)
 
@@ -97,10 +99,19 @@ def test_non_ct_dicom_is_refused(tmp_path: Path) -> None:
 def test_contract_threshold_and_window_are_applied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     hu, truth = head()
     write_nifti(tmp_path / "s.nii.gz", hu, spacing=SP, thickness=5.0)
-    assert run(tmp_path / "s.nii.gz", tmp_path / "o1", threshold=0.9)["volume_ml"] == pytest.approx(ml(truth.sum()))  # p = 0.99995
+    assert run(tmp_path / "s.nii.gz", tmp_path / "o1", threshold=0.9)["volume_ml"] == pytest.approx(
+        ml(truth.sum())
+    )  # p = 0.99995
+
     # a model trained on another window: 70 HU blood is no longer in the bright band
     def load(path, device="cpu", channels_last=None, precision="32"):
-        return P.LoadedModel(_bright_forward, 64, {"checkpoint": "x", "sha256": "0"}, None, Contract(input_size=64, window_level=300, window_width=400))
+        return P.LoadedModel(
+            _bright_forward,
+            64,
+            {"checkpoint": "x", "sha256": "0"},
+            None,
+            Contract(input_size=64, window_level=300, window_width=400),
+        )
 
     monkeypatch.setattr(P, "load_model", load)
     r = run(tmp_path / "s.nii.gz", tmp_path / "o2")
@@ -135,7 +146,9 @@ def test_sheared_nifti_uses_the_voxel_volume_of_the_affine(tmp_path: Path) -> No
     hu, truth = head()
     t = math.radians(20)
     arr = np.transpose(hu[:, ::-1, ::-1], (2, 1, 0)).astype(np.int16)
-    affine = np.array([[SP[1], 0, 0, 0], [0, SP[0], 5.0 * math.sin(t), 0], [0, 0, 5.0 * math.cos(t), 0], [0, 0, 0, 1.0]])
+    affine = np.array(
+        [[SP[1], 0, 0, 0], [0, SP[0], 5.0 * math.sin(t), 0], [0, 0, 5.0 * math.cos(t), 0], [0, 0, 0, 1.0]]
+    )
     nib.save(nib.Nifti1Image(arr, affine), str(tmp_path / "shear.nii.gz"))
     r = run(tmp_path / "shear.nii.gz", tmp_path / "o")
     assert r["volume_ml"] == pytest.approx(ml(truth.sum(), h=5.0 * math.cos(t)), rel=1e-6)
@@ -196,7 +209,9 @@ def test_secondary_capture_without_positions(tmp_path: Path) -> None:
 def test_interleaved_second_series_is_not_merged(tmp_path: Path) -> None:
     hu, truth = head()
     write_dicom_series(tmp_path / "s", hu, spacing=SP, series="1.2.3.1", prefix="A")
-    write_dicom_series(tmp_path / "s", hu, spacing=SP, series="1.2.3.2", positions=[2.5 + 5 * k for k in range(len(hu))], prefix="B")
+    write_dicom_series(
+        tmp_path / "s", hu, spacing=SP, series="1.2.3.2", positions=[2.5 + 5 * k for k in range(len(hu))], prefix="B"
+    )
     with pytest.raises(InputError, match=r"2 image series: 1\.2\.3\.1 \(6 images\); 1\.2\.3\.2 \(6 images\)"):
         run(tmp_path / "s", tmp_path / "o")
     r = run(tmp_path / "s", tmp_path / "o", series_uid="1.2.3.2")
@@ -207,7 +222,9 @@ def test_scout_stray_files_and_preview_are_skipped(tmp_path: Path) -> None:
     hu, truth = head()
     d = tmp_path / "scan"
     write_dicom_series(d, hu, spacing=SP)
-    write_dicom_series(d, hu[:1], spacing=SP, iop=(1, 0, 0, 0, 0, -1), image_type=["ORIGINAL", "PRIMARY", "LOCALIZER"], prefix="SCOUT")
+    write_dicom_series(
+        d, hu[:1], spacing=SP, iop=(1, 0, 0, 0, 0, -1), image_type=["ORIGINAL", "PRIMARY", "LOCALIZER"], prefix="SCOUT"
+    )
     (d / "notes.txt").write_text("exported by PACS")
     write_png(d / "preview.jpg", np.zeros((64, 64), np.uint8))
     r = run(d, tmp_path / "o")
@@ -221,7 +238,9 @@ def test_compressed_dicom_is_decoded(tmp_path: Path) -> None:
     hu, truth = head()
     for uid in (RLELossless, JPEG2000Lossless):
         write_dicom_series(tmp_path / uid.name, hu, spacing=SP, compress=uid)
-        assert run(tmp_path / uid.name, tmp_path / f"o-{uid.name}")["volume_ml"] == pytest.approx(ml(truth.sum())), uid.name
+        assert run(tmp_path / uid.name, tmp_path / f"o-{uid.name}")["volume_ml"] == pytest.approx(ml(truth.sum())), (
+            uid.name
+        )
 
 
 # ------------------------------------------------------------------ outputs (item 9), inputs
@@ -262,7 +281,9 @@ def test_cli_slice_spacing_flag_and_cuda_on_cpu(tmp_path: Path) -> None:
     r = run(tmp_path / "sc", tmp_path / "o", thickness=2.5)
     assert r["slice_spacing_mm"] == 2.5 and r["geometry_source"]["thickness"] == "--slice-spacing"
     # the real CLI spells it --slice-spacing (its own model: the default weights)
-    proc = subprocess.run([sys.executable, "-m", "hemato.predict", "--help"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hemato.predict", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert "--slice-spacing" in proc.stdout and "--intensity" in proc.stdout and "--series" in proc.stdout
     assert json.loads((tmp_path / "o" / "report.json").read_text())["slice_spacing_mm"] == 2.5
 

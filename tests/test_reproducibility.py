@@ -21,7 +21,16 @@ FLAGS = ["deterministic=true", "data.samples_per_epoch=48", "data.batch_size=4"]
 
 
 def _cmd(tmp: Path, run_dir: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "hemato.run", f"hydra.run.dir={run_dir}", f"paths.cache_dir={tmp}/cache", *TINY, *FLAGS, *extra]
+    return [
+        sys.executable,
+        "-m",
+        "hemato.run",
+        f"hydra.run.dir={run_dir}",
+        f"paths.cache_dir={tmp}/cache",
+        *TINY,
+        *FLAGS,
+        *extra,
+    ]
 
 
 def _test_metrics(run_dir: Path) -> dict:
@@ -30,7 +39,9 @@ def _test_metrics(run_dir: Path) -> dict:
 
 def test_same_seed_gives_identical_metrics(tmp_path: Path) -> None:
     for name in ("a", "b"):
-        proc = subprocess.run(_cmd(tmp_path, tmp_path / name, "trainer.max_epochs=2"), capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            _cmd(tmp_path, tmp_path / name, "trainer.max_epochs=2"), capture_output=True, text=True, timeout=600
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
     a, b = _test_metrics(tmp_path / "a"), _test_metrics(tmp_path / "b")
     assert a == b  # bitwise: every float identical
@@ -44,7 +55,9 @@ def test_killed_run_resumes_to_the_same_result(tmp_path: Path) -> None:
     assert full.returncode == 0, full.stderr[-2000:]
     # start the same run, kill it (SIGKILL, no clean-up) once the epoch-1 checkpoint exists
     run = tmp_path / "killed"
-    proc = subprocess.Popen(_cmd(tmp_path, run, *epochs), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        _cmd(tmp_path, run, *epochs), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     last = run / "checkpoints" / "last.ckpt"
     deadline = time.time() + 300
     killed_at = None
@@ -62,7 +75,9 @@ def test_killed_run_resumes_to_the_same_result(tmp_path: Path) -> None:
     proc.wait(timeout=60)
     assert killed_at is not None and killed_at < 3, "the run finished before it could be killed"
     assert not (run / "metrics.json").exists()
-    resumed = subprocess.run(_cmd(tmp_path, run, *epochs, "ckpt_path=last"), capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        _cmd(tmp_path, run, *epochs, "ckpt_path=last"), capture_output=True, text=True, timeout=600
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming from" in resumed.stdout
     assert _test_metrics(run) == _test_metrics(tmp_path / "full")

@@ -29,7 +29,16 @@ TINY = [
 def run_hemato(tmp: Path, *overrides: str, env: dict | None = None) -> subprocess.CompletedProcess:
     flags = [o for o in overrides if o.startswith("-")]  # Hydra flags (-m) go before overrides
     rest = [o for o in overrides if not o.startswith("-")]
-    cmd = [sys.executable, "-m", "hemato.run", *flags, f"paths.runs_dir={tmp}/runs", f"paths.cache_dir={tmp}/cache", *TINY, *rest]
+    cmd = [
+        sys.executable,
+        "-m",
+        "hemato.run",
+        *flags,
+        f"paths.runs_dir={tmp}/runs",
+        f"paths.cache_dir={tmp}/cache",
+        *TINY,
+        *rest,
+    ]
     proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
@@ -38,7 +47,17 @@ def run_hemato(tmp: Path, *overrides: str, env: dict | None = None) -> subproces
 def check_run_dir(run: Path, model: str) -> dict:
     prov = json.loads((run / "provenance.json").read_text())
     assert prov["seed"] == 42 and prov["packages"]["torch"] and "git_commit" in prov
-    for name in ("config.yaml", "provenance.json", "split.json", "metrics.json", "test_patients.csv", "test_slices.csv", "checkpoints/best.ckpt", "checkpoints/last.ckpt", "csv/metrics.csv"):
+    for name in (
+        "config.yaml",
+        "provenance.json",
+        "split.json",
+        "metrics.json",
+        "test_patients.csv",
+        "test_slices.csv",
+        "checkpoints/best.ckpt",
+        "checkpoints/last.ckpt",
+        "csv/metrics.csv",
+    ):
         assert (run / name).is_file(), f"{run}/{name} missing"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["model"] == model
@@ -92,8 +111,13 @@ def test_multirun_with_offline_wandb_one_dir_per_job(tmp_path: Path) -> None:
         assert summ["table1/dice_patient"] == pytest.approx(metrics["dice_patient"]) and "table2/volume_mae_ml" in summ
     # the report as one W&B run: the tables as W&B tables, with the runs' W&B ids
     out = tmp_path / "rep"
-    proc = subprocess.run([sys.executable, "-m", "hemato.report", str(sweeps[0]), "--out", str(out), "--wandb"], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "WANDB_MODE": "offline"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "hemato.report", str(sweeps[0]), "--out", str(out), "--wandb"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "WANDB_MODE": "offline"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (rep,) = list((out / "wandb").glob("offline-run-*"))
     tables = {p.name.split("_")[0]: p for p in (rep / "files" / "media" / "table" / "tables").glob("*.table.json")}

@@ -52,7 +52,9 @@ def test_weights_load_without_code_and_carry_their_contract() -> None:
     folds = [m["fold"] for m in blob["provenance"]["members"]]
     assert len(set(folds)) == len(folds) == len(blob["members"])  # one member per cross-validation fold
     c = blob["contract"]
-    assert (c["window_level"], c["window_width"], c["orientation"]) == (40.0, 120.0, "any") and "ct-ich" in c["trained_on"]
+    assert (c["window_level"], c["window_width"], c["orientation"]) == (40.0, 120.0, "any") and "ct-ich" in c[
+        "trained_on"
+    ]
     assert (WEIGHTS.parent / "README.md").read_text().count("CC BY 4.0") >= 1
     m = load_model(WEIGHTS, precision="32")
     assert m.identity["members"] == len(blob["members"]) and m.contract.min_component_px > 0
@@ -62,7 +64,12 @@ def test_default_model_segments_a_real_sample(p081, tmp_path: Path) -> None:
     folder, _, truth = p081
     r = predict(None, folder, tmp_path / "out", spacing=(0.45, 0.45), thickness=5.0, precision="32")
     assert r["model"]["checkpoint"] == str(WEIGHTS) and r["model_trained_on"].startswith("PhysioNet ct-ich")
-    pred = np.stack([read_mask(tmp_path / "out" / "mask" / f"{f.stem}.png") for f in sorted(folder.iterdir(), key=lambda f: int(f.stem.split("_")[1]))])
+    pred = np.stack(
+        [
+            read_mask(tmp_path / "out" / "mask" / f"{f.stem}.png")
+            for f in sorted(folder.iterdir(), key=lambda f: int(f.stem.split("_")[1]))
+        ]
+    )
     assert dice(pred, truth) >= 0.6, dice(pred, truth)
     assert r["volume_ml"] == pytest.approx(pred.sum() * 0.45 * 0.45 * 5 / 1000)
 
@@ -105,8 +112,12 @@ def test_cli_predicts_a_dicom_folder_with_no_checkpoint(p081, tmp_path: Path) ->
     _, img, _ = p081
     hu = np.rint(np.where(img == 0, -1000.0, img.astype(np.float64) / 255.0 * 120.0 - 20.0))
     write_dicom_series(tmp_path / "dcm", hu, spacing=(0.45, 0.45), thickness=5.0)
-    proc = subprocess.run([sys.executable, "-m", "hemato.predict", "--input", str(tmp_path / "dcm"), "--output", str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hemato.predict", "--input", str(tmp_path / "dcm"), "--output", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "out" / "report.json").is_file() and (tmp_path / "out" / "mask.nii.gz").is_file()
     assert " ml" in proc.stdout

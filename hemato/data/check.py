@@ -48,17 +48,23 @@ class CheckReport:
         lines = [f"{self.patients} patients, {self.slices} slices, {self.bleed_slices} with bleed"]
         if self.volumes_ml:
             v = np.array(list(self.volumes_ml.values()))
-            lines.append(f"bleed volume {v.min():.2f} - {v.max():.2f} ml (median {np.median(v):.2f}) over {len(v)} patients with known spacing")
+            lines.append(
+                f"bleed volume {v.min():.2f} - {v.max():.2f} ml (median {np.median(v):.2f}) over {len(v)} patients with known spacing"
+            )
         if self.spacing_unknown:
             lines.append(f"spacing/thickness unknown (no volumes in ml) for {len(self.spacing_unknown)} patients")
         if self.ok and self.slices_without_mask:
-            lines.append(f"no problems found for prediction; NOT usable for training: {self.slices_without_mask} of {self.slices} slices have no mask")
+            lines.append(
+                f"no problems found for prediction; NOT usable for training: {self.slices_without_mask} of {self.slices} slices have no mask"
+            )
         else:
             lines.append("no problems found" if self.ok else f"{len(self.problems)} problems:")
         return "\n".join(lines + [f"  - {p}" for p in self.problems])
 
 
-def check_dataset(manifest: str | Path, mask_mode: str = "binary", allow_outside: bool = False, split_file: str | Path | None = None) -> CheckReport:
+def check_dataset(
+    manifest: str | Path, mask_mode: str = "binary", allow_outside: bool = False, split_file: str | Path | None = None
+) -> CheckReport:
     """Check every slice of ``manifest``; raises InputError only if the tables are unusable."""
     path = Path(manifest)
     if path.is_dir():
@@ -79,7 +85,9 @@ def check_dataset(manifest: str | Path, mask_mode: str = "binary", allow_outside
                 rep.problems.append(f"{where}: {e}")
             if img is not None:
                 if shape is not None and img.shape != shape:
-                    rep.problems.append(f"{where}: image size {img.shape} differs from the patient's first slice {shape}")
+                    rep.problems.append(
+                        f"{where}: image size {img.shape} differs from the patient's first slice {shape}"
+                    )
                 shape = shape or img.shape
             mrel = row.get("mask")
             if not (isinstance(mrel, str) and mrel.strip()):
@@ -106,7 +114,9 @@ def check_dataset(manifest: str | Path, mask_mode: str = "binary", allow_outside
                 rep.problems.append(f"patient {pid}: {col} must be positive, got {v}")
             geo[col] = v
         if all(geo.values()) and all(v and v > 0 for v in geo.values()):
-            rep.volumes_ml[str(pid)] = area_px * geo["spacing_row_mm"] * geo["spacing_col_mm"] * geo["thickness_mm"] / 1000.0
+            rep.volumes_ml[str(pid)] = (
+                area_px * geo["spacing_row_mm"] * geo["spacing_col_mm"] * geo["thickness_mm"] / 1000.0
+            )
         else:
             rep.spacing_unknown.append(str(pid))
     if split_file:
@@ -120,10 +130,14 @@ def check_dataset(manifest: str | Path, mask_mode: str = "binary", allow_outside
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m hemato.data.check", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m hemato.data.check", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("manifest")
     ap.add_argument("--mask-mode", default="binary", choices=["binary", "nonzero"])
-    ap.add_argument("--training", action="store_true", help="also fail when slices have no mask (unusable for training)")
+    ap.add_argument(
+        "--training", action="store_true", help="also fail when slices have no mask (unusable for training)"
+    )
     ap.add_argument("--allow-outside", action="store_true")
     ap.add_argument("--split-file")
     a = ap.parse_args(argv)

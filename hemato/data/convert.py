@@ -48,7 +48,9 @@ def _geometry(spacing: tuple[float, float] | None, thickness: float | None) -> d
     }
 
 
-def _stack_rows(out: Path, pid: str, images: np.ndarray, masks: np.ndarray | None, geo: dict[str, Any], first_index: int = 0) -> list[dict[str, Any]]:
+def _stack_rows(
+    out: Path, pid: str, images: np.ndarray, masks: np.ndarray | None, geo: dict[str, Any], first_index: int = 0
+) -> list[dict[str, Any]]:
     rows = []
     for k, img in enumerate(images):
         idx = first_index + k
@@ -77,7 +79,16 @@ def _parse(stem: str, pattern: str, path: Path) -> tuple[str, int]:
     return m.group("patient"), int(m.group("slice"))
 
 
-def convert_images(images: Path, masks: Path | None, out: Path, pattern: str = DEFAULT_PATTERN, spacing=None, thickness=None, mask_mode: str = "binary", mask_suffix: str = ".png") -> Path:
+def convert_images(
+    images: Path,
+    masks: Path | None,
+    out: Path,
+    pattern: str = DEFAULT_PATTERN,
+    spacing=None,
+    thickness=None,
+    mask_mode: str = "binary",
+    mask_suffix: str = ".png",
+) -> Path:
     """PNG/JPG slices (+ mask images with the same stem) named ``<patient>_<slice>``."""
     rows = []
     geo = _geometry(tuple(spacing) if spacing else None, thickness)
@@ -94,12 +105,16 @@ def convert_images(images: Path, masks: Path | None, out: Path, pattern: str = D
             m = read_mask(mf, mode=mask_mode)
             if m.shape != img.shape:
                 raise InputError(mf, f"mask size {m.shape} differs from image size {img.shape}")
-            row["mask"] = str(Path(_write_png(out / "masks" / pid / f"{idx:04d}.png", m.astype(np.uint8) * 255)).relative_to(out))
+            row["mask"] = str(
+                Path(_write_png(out / "masks" / pid / f"{idx:04d}.png", m.astype(np.uint8) * 255)).relative_to(out)
+            )
         rows.append(row)
     return write_manifest(out, rows)
 
 
-def convert_labelme(images: Path, labelme: Path, out: Path, pattern: str = DEFAULT_PATTERN, labels=None, spacing=None, thickness=None) -> Path:
+def convert_labelme(
+    images: Path, labelme: Path, out: Path, pattern: str = DEFAULT_PATTERN, labels=None, spacing=None, thickness=None
+) -> Path:
     """Slices + Labelme JSON files with the same stem (slices without JSON have no bleed)."""
     rows = []
     geo = _geometry(tuple(spacing) if spacing else None, thickness)
@@ -133,13 +148,18 @@ def convert_nifti(images: Path, masks: Path | None, out: Path, level: float = 40
             tol = 0.01 * min(spacing[0], spacing[1], thickness)
             diff = float(np.abs(m_affine - affine).max())
             if diff > tol:
-                raise InputError(mf, f"mask geometry (affine) differs from the image's by up to {diff:.3g} mm: the mask is not on the image's voxel grid")
+                raise InputError(
+                    mf,
+                    f"mask geometry (affine) differs from the image's by up to {diff:.3g} mm: the mask is not on the image's voxel grid",
+                )
             m = m > 0
         rows += _stack_rows(out, pid, window_hu(hu, level, width), m, _geometry(spacing, thickness))
     return write_manifest(out, rows)
 
 
-def convert_dicom(series_root: Path, out: Path, level: float = 40.0, width: float = 120.0, keep_names: bool = False) -> Path:
+def convert_dicom(
+    series_root: Path, out: Path, level: float = 40.0, width: float = 120.0, keep_names: bool = False
+) -> Path:
     """One DICOM series per sub-folder (prediction-only data: no masks). Folder names are
     often patient names: the dataset uses salted pseudonyms unless ``keep_names``."""
     rows = []
@@ -149,14 +169,19 @@ def convert_dicom(series_root: Path, out: Path, level: float = 40.0, width: floa
     for d in folders:
         hu, spacing, thickness, _, geo = read_dicom_series(d, with_geometry=True)
         if geo["order"] == "ImagePositionPatient" and not geo["uniform"]:
-            raise InputError(d, "the series has more than one slice spacing, which a manifest (one slice spacing per patient) cannot hold")
+            raise InputError(
+                d,
+                "the series has more than one slice spacing, which a manifest (one slice spacing per patient) cannot hold",
+            )
         pid = d.name if keep_names else pseudonym(d.name)
         rows += _stack_rows(out, pid, window_hu(hu, level, width), None, _geometry(spacing, thickness))
     return write_manifest(out, rows)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m hemato.data.convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m hemato.data.convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = ap.add_subparsers(dest="kind", required=True)
     for kind in ("images", "labelme", "nifti", "dicom"):
         p = sub.add_parser(kind)
@@ -177,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         if kind == "images":
             p.add_argument("--mask-mode", default="binary", choices=["binary", "nonzero"])
         if kind == "dicom":
-            p.add_argument("--keep-names", action="store_true", help="use folder names as patient ids (default: salted pseudonyms)")
+            p.add_argument(
+                "--keep-names", action="store_true", help="use folder names as patient ids (default: salted pseudonyms)"
+            )
         if kind in ("nifti", "dicom"):
             p.add_argument("--level", type=float, default=40.0)
             p.add_argument("--width", type=float, default=120.0)

@@ -156,7 +156,9 @@ def build_transform(augment: dict[str, Any] | None) -> A.Compose | None:
         )
     b, c = float(augment.get("brightness", 0.0)), float(augment.get("contrast", 0.0))
     if b > 0 or c > 0:
-        ops.append(A.RandomBrightnessContrast(brightness_limit=b, contrast_limit=c, p=float(augment.get("intensity_p", 0.5))))
+        ops.append(
+            A.RandomBrightnessContrast(brightness_limit=b, contrast_limit=c, p=float(augment.get("intensity_p", 0.5)))
+        )
     gamma = float(augment.get("gamma", 0.0))
     if gamma > 0:
         ops.append(A.RandomGamma(gamma_limit=(100 - gamma, 100 + gamma), p=float(augment.get("intensity_p", 0.5))))
@@ -404,8 +406,16 @@ class HematomaDataModule(L.LightningDataModule):
             w = None
             if self.foreground_oversample > 0:
                 fg = ds.has_bleed
-                w = np.where(fg, self.foreground_oversample / max(fg.sum(), 1), (1 - self.foreground_oversample) / max((~fg).sum(), 1))
-            n = (self.samples_per_epoch or len(ds)) if w is not None else min(self.samples_per_epoch or len(ds), len(ds))
+                w = np.where(
+                    fg,
+                    self.foreground_oversample / max(fg.sum(), 1),
+                    (1 - self.foreground_oversample) / max((~fg).sum(), 1),
+                )
+            n = (
+                (self.samples_per_epoch or len(ds))
+                if w is not None
+                else min(self.samples_per_epoch or len(ds), len(ds))
+            )
             sampler = EpochSampler(len(ds), self.split_seed, w, n)
             shuffle = False
         return DataLoader(

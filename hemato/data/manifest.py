@@ -69,8 +69,13 @@ def read_manifest(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     if df.empty:
         raise InputError(path, "no slices listed")
     if "slice_spacing_mm" in df:  # the proper name of what the old name thickness_mm held
-        if "thickness_mm" in df and not np.allclose(df["thickness_mm"].astype(float), df["slice_spacing_mm"].astype(float), equal_nan=True):
-            raise InputError(path, "both slice_spacing_mm and thickness_mm are given and they differ: keep slice_spacing_mm (distance between slice centres)")
+        if "thickness_mm" in df and not np.allclose(
+            df["thickness_mm"].astype(float), df["slice_spacing_mm"].astype(float), equal_nan=True
+        ):
+            raise InputError(
+                path,
+                "both slice_spacing_mm and thickness_mm are given and they differ: keep slice_spacing_mm (distance between slice centres)",
+            )
         df["thickness_mm"] = df["slice_spacing_mm"]
     for c in ("mask", "spacing_row_mm", "spacing_col_mm", "thickness_mm"):
         if c not in df:
@@ -82,12 +87,18 @@ def read_manifest(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     pat_path = path.with_name("patients.csv")
     patients = pd.read_csv(pat_path, dtype={"patient": str}) if pat_path.is_file() else None
     if patients is not None and patients["patient"].duplicated().any():
-        raise InputError(pat_path, f"patient {patients.loc[patients['patient'].duplicated(), 'patient'].iloc[0]} listed twice")
+        raise InputError(
+            pat_path, f"patient {patients.loc[patients['patient'].duplicated(), 'patient'].iloc[0]} listed twice"
+        )
     return df, patients
 
 
 def load_manifest(
-    path: str | Path, mask_mode: str = "binary", allow_outside: bool = False, require_masks: bool = True, read_masks: bool = True
+    path: str | Path,
+    mask_mode: str = "binary",
+    allow_outside: bool = False,
+    require_masks: bool = True,
+    read_masks: bool = True,
 ) -> list[VolumeRecord]:
     """All patients of a manifest as records (images read and checked); ``read_masks=False``
     leaves the masks unread (prediction does not use them)."""
@@ -104,7 +115,10 @@ def load_manifest(
         for _, row in g.iterrows():
             img = read_slice(_resolve(root, row["image"], path, allow_outside))
             if images and img.shape != images[0].shape:
-                raise InputError(_resolve(root, row["image"], path, allow_outside), f"size {img.shape} differs from patient {pid}'s other slices {images[0].shape}")
+                raise InputError(
+                    _resolve(root, row["image"], path, allow_outside),
+                    f"size {img.shape} differs from patient {pid}'s other slices {images[0].shape}",
+                )
             images.append(img)
             mrel = row.get("mask") if read_masks else None
             if isinstance(mrel, str) and mrel.strip():
@@ -126,13 +140,19 @@ def load_manifest(
             if v is not None and not v > 0:
                 raise InputError(path, f"patient {pid}: {col} must be positive, got {v}")
             geo[col] = v
-        spacing = (geo["spacing_row_mm"], geo["spacing_col_mm"]) if geo["spacing_row_mm"] and geo["spacing_col_mm"] else None
+        spacing = (
+            (geo["spacing_row_mm"], geo["spacing_col_mm"]) if geo["spacing_row_mm"] and geo["spacing_col_mm"] else None
+        )
         tags: dict[str, Any] = {}
         ref = None
         if extra is not None and pid in extra.index:
             row = extra.loc[pid]
             ref = _num(row.get("reference_volume_ml")) if "reference_volume_ml" in row else None
-            tags = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items() if k != "reference_volume_ml"}
+            tags = {
+                k: (None if isinstance(v, float) and math.isnan(v) else v)
+                for k, v in row.items()
+                if k != "reference_volume_ml"
+            }
         has_masks = all(m is not None for m in masks)
         records.append(
             VolumeRecord(
@@ -161,7 +181,9 @@ class ManifestSource:
         return load_manifest(self.path, self.mask_mode, self.allow_outside)
 
 
-def write_manifest(folder: str | Path, rows: list[dict[str, Any]], patients: list[dict[str, Any]] | None = None) -> Path:
+def write_manifest(
+    folder: str | Path, rows: list[dict[str, Any]], patients: list[dict[str, Any]] | None = None
+) -> Path:
     """Write ``slices.csv`` (and ``patients.csv``) into ``folder``; returns the slices path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -211,16 +211,13 @@ class _Head:
     def radial(self, x: np.ndarray, y: np.ndarray, z: float) -> dict[str, np.ndarray]:
         """Distances (mm) along the ray from the head centre: outside scalp, inside table."""
         theta = np.arctan2(y, x)
-        mod = 1.0 + sum(
-            a * np.cos(k * theta + p) for k, a, p in zip(self.mod_k, self.mod_a, self.mod_p)
-        )
+        mod = 1.0 + sum(a * np.cos(k * theta + p) for k, a, p in zip(self.mod_k, self.mod_a, self.mod_p))
         rho = np.sqrt((x / self.a) ** 2 + (y / self.b) ** 2 + (z / self.c) ** 2) / mod
         r3 = np.sqrt(x * x + y * y + z * z)
         rho = np.maximum(rho, 1e-6)
         d_out = r3 / rho - r3  # distance inward from the scalp surface (negative outside)
         skull = self.skull_mean + sum(
-            a * np.cos((k + 1) * theta + p)
-            for k, a, p in zip(range(3), self.skull_var_a, self.skull_var_p)
+            a * np.cos((k + 1) * theta + p) for k, a, p in zip(range(3), self.skull_var_a, self.skull_var_p)
         )
         # the occipital and frontal bone is thicker, the temporal squama thinner
         skull = skull * (1.0 + 0.25 * np.abs(np.sin(theta)) - 0.15 * np.abs(np.cos(theta)))
@@ -644,8 +641,10 @@ def main(argv: list[str] | None = None) -> None:
     cfg = PhantomConfig(n_patients=args.n, seed=args.seed, image_size=args.size)
     patients = [generate_patient(cfg, i) for i in range(args.n)]
     for p in patients:
-        print(f"{p.patient_id}: {p.image.shape[0]} slices, spacing {p.spacing_mm[0]:.3f} mm, "
-              f"thickness {p.thickness_mm} mm, bleed {p.volume_ml:.2f} ml ({p.tags['kinds']})")
+        print(
+            f"{p.patient_id}: {p.image.shape[0]} slices, spacing {p.spacing_mm[0]:.3f} mm, "
+            f"thickness {p.thickness_mm} mm, bleed {p.volume_ml:.2f} ml ({p.tags['kinds']})"
+        )
     cv2.imwrite(str(out / "phantom_montage.png"), montage(patients))
     print(f"wrote {out / 'phantom_montage.png'}")
 

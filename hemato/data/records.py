@@ -42,7 +42,9 @@ class VolumeRecord:
         if self.slice_index is None:
             self.slice_index = np.arange(self.image.shape[0])
         if len(self.slice_index) != self.image.shape[0]:
-            raise ValueError(f"patient {self.patient_id}: {len(self.slice_index)} slice indices for {self.image.shape[0]} slices")
+            raise ValueError(
+                f"patient {self.patient_id}: {len(self.slice_index)} slice indices for {self.image.shape[0]} slices"
+            )
 
     @property
     def n_slices(self) -> int:

@@ -22,7 +22,13 @@ def bland_altman(measured: Sequence[float], reference: Sequence[float]) -> dict[
     m, r = np.asarray(measured, float), np.asarray(reference, float)
     d = m - r
     if d.size < 2:
-        return {"bias": float(d.mean()) if d.size else np.nan, "sd": np.nan, "loa_low": np.nan, "loa_high": np.nan, "n": int(d.size)}
+        return {
+            "bias": float(d.mean()) if d.size else np.nan,
+            "sd": np.nan,
+            "loa_low": np.nan,
+            "loa_high": np.nan,
+            "n": int(d.size),
+        }
     bias, sd = float(d.mean()), float(d.std(ddof=1))
     return {"bias": bias, "sd": sd, "loa_low": bias - 1.96 * sd, "loa_high": bias + 1.96 * sd, "n": int(d.size)}
 

@@ -33,7 +33,9 @@ from hemato.metrics.volume import mae, rmse
 EMPTY_POLICIES = ("exclude", "score")
 
 
-def overlap_scores(inter: np.ndarray, pred: np.ndarray, gt: np.ndarray, empty: str = "exclude") -> dict[str, np.ndarray]:
+def overlap_scores(
+    inter: np.ndarray, pred: np.ndarray, gt: np.ndarray, empty: str = "exclude"
+) -> dict[str, np.ndarray]:
     """Dice, IoU, Rvd, signed Rvd from voxel counts (arrays of equal shape).
 
     Returns float arrays; NaN marks a value excluded by the empty-ground-truth policy.
@@ -72,7 +74,16 @@ class SliceStats(Metric):
         for name in self.FIELDS:
             self.add_state(name, default=[], dist_reduce_fx="cat")
 
-    def update(self, patient: torch.Tensor, slice_index: torch.Tensor, inter: torch.Tensor, pred: torch.Tensor, gt: torch.Tensor, pixel_area_mm2: torch.Tensor, thickness_mm: torch.Tensor) -> None:  # noqa: E501
+    def update(
+        self,
+        patient: torch.Tensor,
+        slice_index: torch.Tensor,
+        inter: torch.Tensor,
+        pred: torch.Tensor,
+        gt: torch.Tensor,
+        pixel_area_mm2: torch.Tensor,
+        thickness_mm: torch.Tensor,
+    ) -> None:  # noqa: E501
         values = (patient, slice_index, inter, pred, gt, pixel_area_mm2, thickness_mm)
         n = len(patient)
         for name, v in zip(self.FIELDS, values):
@@ -91,14 +102,18 @@ class SliceStats(Metric):
             cols[name] = state.reshape(-1)
         if len(cols["patient"]):
             # unique (patient, slice) rows; a 2-column key cannot collide whatever the indices
-            key = np.stack([cols["patient"].to(torch.int64).cpu().numpy(), cols["slice_index"].to(torch.int64).cpu().numpy()], 1)
+            key = np.stack(
+                [cols["patient"].to(torch.int64).cpu().numpy(), cols["slice_index"].to(torch.int64).cpu().numpy()], 1
+            )
             _, first = np.unique(key, axis=0, return_index=True)
             idx = torch.as_tensor(np.sort(first), device=cols["patient"].device)
             cols = {k: v[idx] for k, v in cols.items()}
         return cols
 
 
-def slice_table(stats: dict[str, torch.Tensor], patient_ids: list[str] | None = None, empty: str = "exclude") -> pd.DataFrame:
+def slice_table(
+    stats: dict[str, torch.Tensor], patient_ids: list[str] | None = None, empty: str = "exclude"
+) -> pd.DataFrame:
     """One row per slice: counts, areas (mm^2) and Dice/IoU/Rvd of that slice."""
     # torchmetrics squeezes one-element results to 0-d tensors: keep them 1-D
     df = pd.DataFrame({k: np.atleast_1d(v.cpu().numpy()) for k, v in stats.items()})
@@ -151,7 +166,9 @@ def summarize(slices: pd.DataFrame, patients: pd.DataFrame, prefix: str = "") ->
         out[f"{prefix}{m}_slice"] = mean(slices[m])
         out[f"{prefix}{m}_patient"] = mean(patients[m])
     # volumes only where the spacing is known (``n_volume_patients`` says how many)
-    known = np.isfinite(patients["pred_volume_ml"].to_numpy(float)) & np.isfinite(patients["true_volume_ml"].to_numpy(float))
+    known = np.isfinite(patients["pred_volume_ml"].to_numpy(float)) & np.isfinite(
+        patients["true_volume_ml"].to_numpy(float)
+    )
     out[f"{prefix}volume_rmse_ml"] = rmse(patients["pred_volume_ml"][known], patients["true_volume_ml"][known])
     out[f"{prefix}volume_mae_ml"] = mae(patients["pred_volume_ml"][known], patients["true_volume_ml"][known])
     out[f"{prefix}n_volume_patients"] = float(known.sum())

@@ -57,7 +57,9 @@ def skull_mask(image2d: np.ndarray, th: SubgroupThresholds) -> np.ndarray:
     return np.isin(lab, keep)
 
 
-def distance_to_skull_mm(image: np.ndarray, mask: np.ndarray, spacing_mm: Sequence[float], th: SubgroupThresholds) -> float:
+def distance_to_skull_mm(
+    image: np.ndarray, mask: np.ndarray, spacing_mm: Sequence[float], th: SubgroupThresholds
+) -> float:
     """Smallest in-plane distance (mm) from the hematoma to the skull over all slices (inf if none)."""
     best = float("inf")
     for img, m in zip(np.asarray(image), np.asarray(mask, bool)):
@@ -71,11 +73,18 @@ def distance_to_skull_mm(image: np.ndarray, mask: np.ndarray, spacing_mm: Sequen
     return best
 
 
-def tag_patient(image: np.ndarray, mask: np.ndarray, spacing_mm: Sequence[float] | None, th: SubgroupThresholds | None = None) -> dict[str, float | bool]:
+def tag_patient(
+    image: np.ndarray, mask: np.ndarray, spacing_mm: Sequence[float] | None, th: SubgroupThresholds | None = None
+) -> dict[str, float | bool]:
     """``{solidity, skull_distance_mm, irregular_auto, near_skull_auto}`` from (Z, H, W) arrays."""
     th = th or SubgroupThresholds()
     if not np.asarray(mask).any():
-        return {"solidity": float("nan"), "skull_distance_mm": float("nan"), "irregular_auto": False, "near_skull_auto": False}
+        return {
+            "solidity": float("nan"),
+            "skull_distance_mm": float("nan"),
+            "irregular_auto": False,
+            "near_skull_auto": False,
+        }
     sol = mean_solidity(mask)
     dist = distance_to_skull_mm(image, mask, spacing_mm, th) if spacing_mm is not None else float("nan")
     return {

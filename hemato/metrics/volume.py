@@ -137,7 +137,11 @@ MIN_BLEED_ML = 0.05  # ABC/2 ignores 3D components smaller than this (10 mm^2 on
 
 
 def abc2(
-    mask: np.ndarray, spacing_mm: Sequence[float], thickness_mm: float, min_bleed_ml: float = MIN_BLEED_ML, kothari: bool = False
+    mask: np.ndarray,
+    spacing_mm: Sequence[float],
+    thickness_mm: float,
+    min_bleed_ml: float = MIN_BLEED_ML,
+    kothari: bool = False,
 ) -> dict:
     """ABC/2 (Kothari 1996) of a (Z, H, W) mask, PER BLEED, summed.
 
@@ -177,10 +181,28 @@ def abc2(
             c = float(np.where(frac >= 0.75, 1.0, np.where(frac >= 0.25, 0.5, 0.0)).sum()) * h
         else:
             c = float(z[-1] - z[0] + 1) * h
-        bleeds.append({"volume_ml": a * b * c / 2.0 / 1000.0, "A_mm": a, "B_mm": b, "C_mm": c, "n_slices": int(len(z)),
-                       "slice": int(sl[0].start + k), "planimetric_ml": planimetric})
+        bleeds.append(
+            {
+                "volume_ml": a * b * c / 2.0 / 1000.0,
+                "A_mm": a,
+                "B_mm": b,
+                "C_mm": c,
+                "n_slices": int(len(z)),
+                "slice": int(sl[0].start + k),
+                "planimetric_ml": planimetric,
+            }
+        )
     bleeds.sort(key=lambda d: -d["planimetric_ml"])
     top = bleeds[0] if bleeds else {"A_mm": 0.0, "B_mm": 0.0, "C_mm": 0.0, "n_slices": 0, "slice": -1}
-    return {"volume_ml": float(sum(d["volume_ml"] for d in bleeds)), "A_mm": top["A_mm"], "B_mm": top["B_mm"], "C_mm": top["C_mm"],
-            "n_slices": top["n_slices"], "slice": top["slice"], "n_bleeds": len(bleeds), "dropped_specks": dropped, "bleeds": bleeds,
-            "method": f"per bleed (3D components >= {min_bleed_ml} ml), B = longest chord perpendicular to A, C = {'Kothari-weighted slices' if kothari else 'slice extent'}"}
+    return {
+        "volume_ml": float(sum(d["volume_ml"] for d in bleeds)),
+        "A_mm": top["A_mm"],
+        "B_mm": top["B_mm"],
+        "C_mm": top["C_mm"],
+        "n_slices": top["n_slices"],
+        "slice": top["slice"],
+        "n_bleeds": len(bleeds),
+        "dropped_specks": dropped,
+        "bleeds": bleeds,
+        "method": f"per bleed (3D components >= {min_bleed_ml} ml), B = longest chord perpendicular to A, C = {'Kothari-weighted slices' if kothari else 'slice extent'}",
+    }

@@ -16,8 +16,6 @@ from hemato.rundir import write_atomic
 __all__ = ["build_report"]
 
 
-
-
 def wandb_run_ids(paths: list[Path]) -> dict[str, str]:
     """Run folder -> its W&B run id (from ``wandb/offline-run-*-<id>`` or ``run-*-<id>``)."""
     ids = {}
@@ -28,7 +26,9 @@ def wandb_run_ids(paths: list[Path]) -> dict[str, str]:
     return ids
 
 
-def log_report_to_wandb(tables: list, figs: dict[str, Path], html: Path, runs: list, out: Path, project: str = "hemato") -> str:
+def log_report_to_wandb(
+    tables: list, figs: dict[str, Path], html: Path, runs: list, out: Path, project: str = "hemato"
+) -> str:
     """One W&B run (job type ``report``) holding every table as a ``wandb.Table`` (the
     paper's numbers in their own columns, each row's W&B run id beside its run folder),
     every figure as an image and ``report.html`` as an artifact. Offline unless WANDB_MODE
@@ -40,12 +40,20 @@ def log_report_to_wandb(tables: list, figs: dict[str, Path], html: Path, runs: l
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
     ids = wandb_run_ids([r.path for r in runs])
-    run = wandb.init(project=project, job_type="report", name=f"report-{out.name}", dir=str(out), config={"runs": [str(r.path) for r in runs], "wandb_runs": ids})
+    run = wandb.init(
+        project=project,
+        job_type="report",
+        name=f"report-{out.name}",
+        dir=str(out),
+        config={"runs": [str(r.path) for r in runs], "wandb_runs": ids},
+    )
     for t in tables:
         df = t.data.copy()
         if "run" in df:
             df["wandb_run"] = [ids.get(str(v), "") for v in df["run"]]
-        run.log({f"tables/{t.key}": wandb.Table(dataframe=df.astype({c: str for c in df.columns if df[c].dtype == object}))})
+        run.log(
+            {f"tables/{t.key}": wandb.Table(dataframe=df.astype({c: str for c in df.columns if df[c].dtype == object}))}
+        )
     for name, p in figs.items():
         run.log({f"figures/{p.stem}": wandb.Image(str(p), caption=name)})
     art = wandb.Artifact(f"report-{out.name}".replace("/", "_"), type="report")
@@ -80,7 +88,12 @@ def build_report(run_paths: list[str | Path], out_dir: str | Path, wandb: bool =
     figs: dict[str, Path] = {}
     fdir = out / "figures"
     if main:
-        p = figures.overlay_figure(main, figures.choose_slices(main), "Fig. 2. Segmentation of the four networks (truth green)", fdir / "fig2_overlays.png")
+        p = figures.overlay_figure(
+            main,
+            figures.choose_slices(main),
+            "Fig. 2. Segmentation of the four networks (truth green)",
+            fdir / "fig2_overlays.png",
+        )
         if p:
             figs["Fig. 2. Contour overlays, all networks"] = p
         figs["Fig. 3. Measured vs true volume per patient"] = figures.volume_curves(main, fdir / "fig3_volumes.png")
@@ -93,9 +106,17 @@ def build_report(run_paths: list[str | Path], out_dir: str | Path, wandb: bool =
         from hemato.report.tables import subgroup_ids
 
         anyrun = next(iter(pair.values()))
-        for tag, name, fig in (("irregular", "irregular-shape", "fig5_irregular.png"), ("near_skull", "near-skull", "fig6_near_skull.png")):
+        for tag, name, fig in (
+            ("irregular", "irregular-shape", "fig5_irregular.png"),
+            ("near_skull", "near-skull", "fig6_near_skull.png"),
+        ):
             ids = subgroup_ids(anyrun, tag)[0]
-            p = figures.overlay_figure(pair, figures.choose_slices(pair, ids), f"Fig. {fig[3]}. {name} hematomas, U-Net vs Ours (truth green)", fdir / fig)
+            p = figures.overlay_figure(
+                pair,
+                figures.choose_slices(pair, ids),
+                f"Fig. {fig[3]}. {name} hematomas, U-Net vs Ours (truth green)",
+                fdir / fig,
+            )
             if p:
                 figs[f"Fig. {fig[3]}. {name} hematomas, U-Net vs Ours"] = p
     md = ["# hemato report", ""] + [t.markdown() for t in tables]
@@ -103,7 +124,12 @@ def build_report(run_paths: list[str | Path], out_dir: str | Path, wandb: bool =
     write_atomic(out / "report.md", "\n".join(md))
     run_names = [f"{r.label}: {r.path}" for r in runs]
     write_atomic(out / "report.html", render(tables, figs, run_names, [str(u) for u in unfinished]))
-    summary = {"runs": run_names, "skipped_unfinished": [str(u) for u in unfinished], "tables": [t.key for t in tables], "figures": [p.name for p in figs.values()]}
+    summary = {
+        "runs": run_names,
+        "skipped_unfinished": [str(u) for u in unfinished],
+        "tables": [t.key for t in tables],
+        "figures": [p.name for p in figs.values()],
+    }
     if wandb:
         summary["wandb_run"] = log_report_to_wandb(tables, figs, out / "report.html", runs, out)
     write_atomic(out / "report.json", json.dumps(summary, indent=2))

@@ -65,7 +65,9 @@ def load_run(path: Path) -> Run:
     patients = pd.read_csv(path / "test_patients.csv", dtype={"patient_id": str})
     slices = pd.read_csv(path / "test_slices.csv", dtype={"patient_id": str})
     pred = path / "predictions"
-    return Run(path, label, config["model"]["name"], flags, config, metrics, patients, slices, pred if pred.is_dir() else None)
+    return Run(
+        path, label, config["model"]["name"], flags, config, metrics, patients, slices, pred if pred.is_dir() else None
+    )
 
 
 def collect(paths: list[str | Path]) -> tuple[list[Run], list[Path]]:

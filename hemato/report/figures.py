@@ -90,9 +90,13 @@ def overlay_figure(runs: dict[str, Run], picks: list[tuple[str, int]], title: st
             ax = axes[row, col]
             ax.imshow(img[sl_r, sl_c], cmap="gray", vmin=0, vmax=255)
             handles = []
-            for lab, m, c in [("truth", truth, TRUTH)] + [(lab, preds[lab][pid]["pred"][z], color(lab)) for lab in runs if pid in preds[lab]]:
+            for lab, m, c in [("truth", truth, TRUTH)] + [
+                (lab, preds[lab][pid]["pred"][z], color(lab)) for lab in runs if pid in preds[lab]
+            ]:
                 if m[sl_r, sl_c].any():
-                    ax.contour(m[sl_r, sl_c].astype(float), levels=[0.5], colors=[c], linewidths=1.6 if lab == "truth" else 1.1)
+                    ax.contour(
+                        m[sl_r, sl_c].astype(float), levels=[0.5], colors=[c], linewidths=1.6 if lab == "truth" else 1.1
+                    )
                 handles.append(plt.Line2D([], [], color=c, label=lab))
             ax.set_axis_off()
             if col == 0:
@@ -133,12 +137,21 @@ def _patient_curves(runs: dict[str, Run], path: Path, column: str, ylabel: str, 
 
 def volume_curves(runs: dict[str, Run], path: Path) -> Path:
     """Fig. 3: per-patient measured and true volume, patients sorted by true volume."""
-    return _patient_curves(runs, path, "pred_volume_ml", "volume (ml)", "Fig. 3. Measured vs true bleeding volume per test patient", truth=True)
+    return _patient_curves(
+        runs,
+        path,
+        "pred_volume_ml",
+        "volume (ml)",
+        "Fig. 3. Measured vs true bleeding volume per test patient",
+        truth=True,
+    )
 
 
 def error_curves(runs: dict[str, Run], path: Path) -> Path:
     """Fig. 4: per-patient volume error (measured - true, ml)."""
-    return _patient_curves(runs, path, "volume_error_ml", "measured - true (ml)", "Fig. 4. Volume error per test patient", truth=False)
+    return _patient_curves(
+        runs, path, "volume_error_ml", "measured - true (ml)", "Fig. 4. Volume error per test patient", truth=False
+    )
 
 
 def bland_altman_plot(runs: dict[str, Run], path: Path) -> Path:
@@ -151,7 +164,10 @@ def bland_altman_plot(runs: dict[str, Run], path: Path) -> Path:
         extra = ("ABC/2 (truth masks)", p["true_abc2_ml"].to_numpy(float), p["true_volume_ml"].to_numpy(float))
     n = len(items) + (extra is not None)
     fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.4), squeeze=False, sharey=True)
-    panels = [(lab, r.patients["pred_volume_ml"].to_numpy(float), r.patients["true_volume_ml"].to_numpy(float)) for lab, r in items]
+    panels = [
+        (lab, r.patients["pred_volume_ml"].to_numpy(float), r.patients["true_volume_ml"].to_numpy(float))
+        for lab, r in items
+    ]
     if extra:
         panels.append(extra)
     for ax, (lab, m, t) in zip(axes[0], panels):

@@ -22,11 +22,17 @@ def _img(path: Path) -> str:
     return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
 
 
-def render(tables: list[Table], figures: dict[str, Path], runs: list[str], skipped: list[str], title: str = "hemato report") -> str:
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{CSS}</style></head><body>"]
+def render(
+    tables: list[Table], figures: dict[str, Path], runs: list[str], skipped: list[str], title: str = "hemato report"
+) -> str:
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
+    ]
     parts.append(f"<h1>{html.escape(title)}</h1>")
-    parts.append("<p class='note'>Columns starting with 'paper' are the paper's own figures on its private data "
-                 "(452 patients), shown for comparison; every other number comes from the runs listed at the end.</p>")
+    parts.append(
+        "<p class='note'>Columns starting with 'paper' are the paper's own figures on its private data "
+        "(452 patients), shown for comparison; every other number comes from the runs listed at the end.</p>"
+    )
     for t in tables:
         parts.append(f"<h2 id='{t.key}'>{html.escape(t.caption)}</h2>")
         body = t.display.to_html(index=False, escape=True, border=0, classes=f"table {t.key}")
@@ -37,6 +43,8 @@ def render(tables: list[Table], figures: dict[str, Path], runs: list[str], skipp
         parts.append(f"<h2 id='{html.escape(path.stem)}'>{html.escape(name)}</h2>{_img(path)}")
     parts.append("<h2>Runs</h2><ul>" + "".join(f"<li>{html.escape(r)}</li>" for r in runs) + "</ul>")
     if skipped:
-        parts.append("<h3>Skipped (not finished)</h3><ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in skipped) + "</ul>")
+        parts.append(
+            "<h3>Skipped (not finished)</h3><ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in skipped) + "</ul>"
+        )
     parts.append("</body></html>")
     return "\n".join(parts)

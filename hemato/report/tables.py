@@ -44,7 +44,12 @@ class Table:
     notes: list[str]
 
     def markdown(self) -> str:
-        lines = [f"**{self.caption}**", "", "| " + " | ".join(self.display.columns) + " |", "|" + "---|" * len(self.display.columns)]
+        lines = [
+            f"**{self.caption}**",
+            "",
+            "| " + " | ".join(self.display.columns) + " |",
+            "|" + "---|" * len(self.display.columns),
+        ]
         for _, row in self.display.iterrows():
             lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
         lines += [""] + [f"_{n}_" for n in self.notes]
@@ -89,7 +94,9 @@ def seg_cells(run: Run, ids: Sequence[str] | None = None, seed: int = 0) -> dict
     return out
 
 
-def vol_cells(run: Run, ids: Sequence[str] | None = None, reference: str = "true_volume_ml", seed: int = 0) -> dict[str, float]:
+def vol_cells(
+    run: Run, ids: Sequence[str] | None = None, reference: str = "true_volume_ml", seed: int = 0
+) -> dict[str, float]:
     """Volume RMSE/MAE (ml) against ``reference`` with paired bootstrap CIs over patients."""
     p = run.patients
     if ids is not None:
@@ -97,12 +104,16 @@ def vol_cells(run: Run, ids: Sequence[str] | None = None, reference: str = "true
     p = p[p[reference].notna()] if reference in p else p.iloc[:0]
     pred, true = p["pred_volume_ml"].to_numpy(float), p[reference].to_numpy(float) if len(p) else np.zeros(0)
     out = {"n_patients": float(len(p)), "rmse": rmse(pred, true), "mae": mae(pred, true)}
-    out["rmse_lo"], out["rmse_hi"] = bootstrap_ci((pred, true), lambda a, b: float(np.sqrt(np.mean((a - b) ** 2))), seed=seed)
+    out["rmse_lo"], out["rmse_hi"] = bootstrap_ci(
+        (pred, true), lambda a, b: float(np.sqrt(np.mean((a - b) ** 2))), seed=seed
+    )
     out["mae_lo"], out["mae_hi"] = bootstrap_ci((pred, true), lambda a, b: float(np.mean(np.abs(a - b))), seed=seed)
     return out
 
 
-def pick_runs(runs: list[Run], labels: Sequence[str], fallback: dict[str, str] | None = None) -> tuple[dict[str, Run], list[str]]:
+def pick_runs(
+    runs: list[Run], labels: Sequence[str], fallback: dict[str, str] | None = None
+) -> tuple[dict[str, Run], list[str]]:
     """label -> run, and notes on what was missing. Several runs with one label are refused
     with the list (a table row is one run: none is dropped silently)."""
     by: dict[str, Run] = {}
@@ -112,8 +123,12 @@ def pick_runs(runs: list[Run], labels: Sequence[str], fallback: dict[str, str] |
         groups.setdefault(r.label, []).append(r)
     dup = {k: v for k, v in groups.items() if len(v) > 1}
     if dup:
-        listing = "; ".join(f"{k}: {', '.join(str(r.path) for r in sorted(v, key=lambda r: r.path.as_posix()))}" for k, v in dup.items())
-        raise ValueError(f"several runs of one model ({listing}); give one run per model (or build one report per set of runs)")
+        listing = "; ".join(
+            f"{k}: {', '.join(str(r.path) for r in sorted(v, key=lambda r: r.path.as_posix()))}" for k, v in dup.items()
+        )
+        raise ValueError(
+            f"several runs of one model ({listing}); give one run per model (or build one report per set of runs)"
+        )
     for r in runs:
         by[r.label] = r
     out = {}
@@ -128,33 +143,52 @@ def pick_runs(runs: list[Run], labels: Sequence[str], fallback: dict[str, str] |
     return out, notes
 
 
-def _seg_table(key: str, caption: str, runs: dict[str, Run], paper_vals: dict[str, tuple], ids_fn=None, notes=None, row_name="model") -> Table:
+def _seg_table(
+    key: str,
+    caption: str,
+    runs: dict[str, Run],
+    paper_vals: dict[str, tuple],
+    ids_fn=None,
+    notes=None,
+    row_name="model",
+) -> Table:
     rows, disp = [], []
     for lab, run in runs.items():
         ids = ids_fn(run) if ids_fn else None
         c = seg_cells(run, ids)
         pv = paper_vals.get(lab if lab != "U-Net (ours, all off)" else "U-Net", (math.nan,) * 3)
-        rows.append({row_name: lab, **c, "paper_rvd": pv[0], "paper_dice": pv[1], "paper_iou": pv[2], "run": str(run.path)})
-        disp.append({
-            row_name: lab,
-            "Rvd": fmt(c["rvd"], c["rvd_lo"], c["rvd_hi"]),
-            "Dice": fmt(c["dice"], c["dice_lo"], c["dice_hi"]),
-            "IoU": fmt(c["iou"], c["iou_lo"], c["iou_hi"]),
-            "Dice (3D, per patient)": fmt(c["dice_patient"], c["dice_patient_lo"], c["dice_patient_hi"]),
-            "patients / slices": f"{int(c['n_patients'])} / {int(c['n_slices'])}",
-            "paper Rvd / Dice / IoU": " / ".join(fmt(v) for v in pv),
-        })
+        rows.append(
+            {row_name: lab, **c, "paper_rvd": pv[0], "paper_dice": pv[1], "paper_iou": pv[2], "run": str(run.path)}
+        )
+        disp.append(
+            {
+                row_name: lab,
+                "Rvd": fmt(c["rvd"], c["rvd_lo"], c["rvd_hi"]),
+                "Dice": fmt(c["dice"], c["dice_lo"], c["dice_hi"]),
+                "IoU": fmt(c["iou"], c["iou_lo"], c["iou_hi"]),
+                "Dice (3D, per patient)": fmt(c["dice_patient"], c["dice_patient_lo"], c["dice_patient_hi"]),
+                "patients / slices": f"{int(c['n_patients'])} / {int(c['n_slices'])}",
+                "paper Rvd / Dice / IoU": " / ".join(fmt(v) for v in pv),
+            }
+        )
     return Table(key, caption, pd.DataFrame(rows), pd.DataFrame(disp), (notes or []) + [paper.NOTE])
 
 
-def _vol_table(key: str, caption: str, runs: dict[str, Run], paper_vals: dict[str, tuple], ids_fn=None, notes=None) -> Table:
+def _vol_table(
+    key: str, caption: str, runs: dict[str, Run], paper_vals: dict[str, tuple], ids_fn=None, notes=None
+) -> Table:
     rows, disp = [], []
     for lab, run in runs.items():
         ids = ids_fn(run) if ids_fn else None
         c = vol_cells(run, ids)
         pv = paper_vals.get(lab, (math.nan, math.nan))
         row = {"model": lab, **c, "paper_rmse": pv[0], "paper_mae": pv[1], "run": str(run.path)}
-        d = {"model": lab, "RMSE (ml)": fmt(c["rmse"], c["rmse_lo"], c["rmse_hi"]), "MAE (ml)": fmt(c["mae"], c["mae_lo"], c["mae_hi"]), "patients": int(c["n_patients"])}
+        d = {
+            "model": lab,
+            "RMSE (ml)": fmt(c["rmse"], c["rmse_lo"], c["rmse_hi"]),
+            "MAE (ml)": fmt(c["mae"], c["mae_lo"], c["mae_hi"]),
+            "patients": int(c["n_patients"]),
+        }
         if "reference_volume_ml" in run.patients and run.patients["reference_volume_ml"].notna().any():
             cr = vol_cells(run, ids, reference="reference_volume_ml")
             row.update({"ref_rmse": cr["rmse"], "ref_mae": cr["mae"]})
@@ -162,7 +196,13 @@ def _vol_table(key: str, caption: str, runs: dict[str, Run], paper_vals: dict[st
         d["paper RMSE / MAE (ml)"] = " / ".join(fmt(v) for v in pv)
         rows.append(row)
         disp.append(d)
-    return Table(key, caption, pd.DataFrame(rows), pd.DataFrame(disp), (notes or []) + ["errors against the planimetric volume of the truth masks (exact on the phantom)", paper.NOTE])
+    return Table(
+        key,
+        caption,
+        pd.DataFrame(rows),
+        pd.DataFrame(disp),
+        (notes or []) + ["errors against the planimetric volume of the truth masks (exact on the phantom)", paper.NOTE],
+    )
 
 
 def agreement_table(runs: dict[str, Run]) -> Table:
@@ -174,7 +214,16 @@ def agreement_table(runs: dict[str, Run]) -> Table:
         lo, hi = bootstrap_ci((measured, true), lambda a, b: float(np.mean(a - b)))
         icc, r = icc_2_1(measured, true), pearson_r(measured, true)
         rows.append({"method": label, **ba, "bias_lo": lo, "bias_hi": hi, "icc_2_1": icc, "pearson_r": r})
-        disp.append({"method": label, "bias (ml)": fmt(ba["bias"], lo, hi), "95 % limits (ml)": f"{fmt(ba['loa_low'])} to {fmt(ba['loa_high'])}", "ICC(2,1)": fmt(icc), "Pearson r": fmt(r), "patients": ba["n"]})
+        disp.append(
+            {
+                "method": label,
+                "bias (ml)": fmt(ba["bias"], lo, hi),
+                "95 % limits (ml)": f"{fmt(ba['loa_low'])} to {fmt(ba['loa_high'])}",
+                "ICC(2,1)": fmt(icc),
+                "Pearson r": fmt(r),
+                "patients": ba["n"],
+            }
+        )
 
     for lab, run in runs.items():
         p = run.patients
@@ -186,9 +235,17 @@ def agreement_table(runs: dict[str, Run]) -> Table:
         if "Ours" in runs and "pred_abc2_ml" in runs["Ours"].patients:
             q = runs["Ours"].patients
             add("ABC/2 of Ours' masks", q["pred_abc2_ml"].to_numpy(float), q["true_volume_ml"].to_numpy(float))
-    notes = ["measured minus true planimetric volume of the truth masks; ICC(2,1) = two-way random, absolute agreement, single measure (McGraw & Wong)",
-             "ABC/2 is computed automatically (A = max Feret diameter on the largest slice, B = calliper width perpendicular to A, C = bleed slices x thickness)"]
-    return Table("agreement", "Volume agreement with the truth (Bland-Altman, ICC, Pearson)", pd.DataFrame(rows), pd.DataFrame(disp), notes)
+    notes = [
+        "measured minus true planimetric volume of the truth masks; ICC(2,1) = two-way random, absolute agreement, single measure (McGraw & Wong)",
+        "ABC/2 is computed automatically (A = max Feret diameter on the largest slice, B = calliper width perpendicular to A, C = bleed slices x thickness)",
+    ]
+    return Table(
+        "agreement",
+        "Volume agreement with the truth (Bland-Altman, ICC, Pearson)",
+        pd.DataFrame(rows),
+        pd.DataFrame(disp),
+        notes,
+    )
 
 
 def abc2_bias_table(runs: dict[str, Run]) -> Table | None:
@@ -201,16 +258,41 @@ def abc2_bias_table(runs: dict[str, Run]) -> Table | None:
     p["rel_err"] = (p["true_abc2_ml"] - p["true_volume_ml"]) / p["true_volume_ml"]
     irregular = p["patient_id"].isin(subgroup_ids(run, "irregular")[0])
     rows, disp = [], []
-    for name, sel in (("regular shape", ~irregular), ("irregular shape", irregular), ("all with bleed", irregular | ~irregular)):
+    for name, sel in (
+        ("regular shape", ~irregular),
+        ("irregular shape", irregular),
+        ("all with bleed", irregular | ~irregular),
+    ):
         q = p[sel]
         v = q["rel_err"].to_numpy(float)
         lo, hi = bootstrap_ci(v)
-        row = {"group": name, "patients": len(q), "mean_rel_error": float(np.mean(v)) if len(v) else math.nan, "rel_lo": lo, "rel_hi": hi,
-               "mean_solidity": float(q["solidity"].mean()) if len(q) else math.nan}
+        row = {
+            "group": name,
+            "patients": len(q),
+            "mean_rel_error": float(np.mean(v)) if len(v) else math.nan,
+            "rel_lo": lo,
+            "rel_hi": hi,
+            "mean_solidity": float(q["solidity"].mean()) if len(q) else math.nan,
+        }
         rows.append(row)
-        disp.append({"group": name, "patients": len(q), "ABC/2 relative error (mean)": fmt(row["mean_rel_error"], lo, hi), "mean solidity": fmt(row["mean_solidity"])})
-    return Table("abc2_bias", "ABC/2 (automatic, truth masks) vs exact planimetric volume, by shape", pd.DataFrame(rows), pd.DataFrame(disp),
-                 ["relative error = (ABC/2 - true) / true; positive = overestimation", "on the phantom the truth volume is exact"])
+        disp.append(
+            {
+                "group": name,
+                "patients": len(q),
+                "ABC/2 relative error (mean)": fmt(row["mean_rel_error"], lo, hi),
+                "mean solidity": fmt(row["mean_solidity"]),
+            }
+        )
+    return Table(
+        "abc2_bias",
+        "ABC/2 (automatic, truth masks) vs exact planimetric volume, by shape",
+        pd.DataFrame(rows),
+        pd.DataFrame(disp),
+        [
+            "relative error = (ABC/2 - true) / true; positive = overestimation",
+            "on the phantom the truth volume is exact",
+        ],
+    )
 
 
 def paired_tests_table(runs: dict[str, Run], reference: str = "Ours") -> Table:
@@ -223,12 +305,36 @@ def paired_tests_table(runs: dict[str, Run], reference: str = "Ours") -> Table:
                 continue
             b = run.patients.set_index("patient_id")
             common = a.index.intersection(b.index)
-            for metric, col, fn in (("Dice (3D)", "dice", lambda x: x), ("|volume error| (ml)", "volume_error_ml", np.abs)):
+            for metric, col, fn in (
+                ("Dice (3D)", "dice", lambda x: x),
+                ("|volume error| (ml)", "volume_error_ml", np.abs),
+            ):
                 x, y = fn(a.loc[common, col].to_numpy(float)), fn(b.loc[common, col].to_numpy(float))
                 w = paired_wilcoxon(x, y)
-                rows.append({"comparison": f"{reference} vs {lab}", "metric": metric, "median_diff": float(np.nanmedian(x - y)) if len(x) else math.nan, **w})
-                disp.append({"comparison": f"{reference} vs {lab}", "metric": metric, "median difference": fmt(rows[-1]["median_diff"]), "p (Wilcoxon)": fmt(w["p_value"], digits=4), "patients": w["n"]})
-    return Table("paired_tests", "Paired comparison of models over test patients (Wilcoxon signed-rank)", pd.DataFrame(rows), pd.DataFrame(disp), ["two-sided; patients without a defined value are dropped pairwise"])
+                rows.append(
+                    {
+                        "comparison": f"{reference} vs {lab}",
+                        "metric": metric,
+                        "median_diff": float(np.nanmedian(x - y)) if len(x) else math.nan,
+                        **w,
+                    }
+                )
+                disp.append(
+                    {
+                        "comparison": f"{reference} vs {lab}",
+                        "metric": metric,
+                        "median difference": fmt(rows[-1]["median_diff"]),
+                        "p (Wilcoxon)": fmt(w["p_value"], digits=4),
+                        "patients": w["n"],
+                    }
+                )
+    return Table(
+        "paired_tests",
+        "Paired comparison of models over test patients (Wilcoxon signed-rank)",
+        pd.DataFrame(rows),
+        pd.DataFrame(disp),
+        ["two-sided; patients without a defined value are dropped pairwise"],
+    )
 
 
 def build_tables(runs: list[Run]) -> list[Table]:
@@ -237,8 +343,20 @@ def build_tables(runs: list[Run]) -> list[Table]:
     abl, abl_notes = pick_runs(runs, ABLATION_ORDER, fallback={"U-Net (ours, all off)": "U-Net"})
     pair = {k: v for k, v in main.items() if k in ("U-Net", "Ours")}
     tables = [
-        _seg_table("table1", "Table 1. Segmentation of the four networks (Rvd, Dice, IoU; mean over test slices with bleed, 95 % CI)", main, paper.TABLE1, notes=notes),
-        _vol_table("table2", "Table 2. Bleeding-volume measurement of the four networks (RMSE, MAE in ml)", main, paper.TABLE2, notes=notes),
+        _seg_table(
+            "table1",
+            "Table 1. Segmentation of the four networks (Rvd, Dice, IoU; mean over test slices with bleed, 95 % CI)",
+            main,
+            paper.TABLE1,
+            notes=notes,
+        ),
+        _vol_table(
+            "table2",
+            "Table 2. Bleeding-volume measurement of the four networks (RMSE, MAE in ml)",
+            main,
+            paper.TABLE2,
+            notes=notes,
+        ),
     ]
     for key_seg, key_vol, tag, title, pseg, pvol in (
         ("table3", "table4", "irregular", "irregular-shape", paper.TABLE3, paper.TABLE4),
@@ -247,10 +365,40 @@ def build_tables(runs: list[Run]) -> list[Table]:
         src = subgroup_ids(next(iter(pair.values())), tag)[1] if pair else "n/a"
         sub_notes = [f"subgroup '{tag}' from {src}"]
         ids_fn = lambda run, tag=tag: subgroup_ids(run, tag)[0]  # noqa: E731
-        tables.append(_seg_table(key_seg, f"Table {key_seg[-1]}. Segmentation of {title} hematomas, U-Net vs Ours", pair, pseg, ids_fn, sub_notes))
-        tables.append(_vol_table(key_vol, f"Table {key_vol[-1]}. Volume measurement of {title} hematomas, U-Net vs Ours (ml)", pair, pvol, ids_fn, sub_notes))
-    t7_runs = {("U-Net" if k == "U-Net (ours, all off)" else "U-Net+SA+CA+SPA" if k == "Ours" else k): v for k, v in abl.items()}
-    tables.append(_seg_table("table7", "Table 7. Ablation: modules added to the U-Net (SA, SA+CA, SA+CA+SPA)", t7_runs, paper.TABLE7, notes=abl_notes + ["U-Net row = ours with sa=ca=spa=false (same encoder/decoder)"], row_name="configuration"))
+        tables.append(
+            _seg_table(
+                key_seg,
+                f"Table {key_seg[-1]}. Segmentation of {title} hematomas, U-Net vs Ours",
+                pair,
+                pseg,
+                ids_fn,
+                sub_notes,
+            )
+        )
+        tables.append(
+            _vol_table(
+                key_vol,
+                f"Table {key_vol[-1]}. Volume measurement of {title} hematomas, U-Net vs Ours (ml)",
+                pair,
+                pvol,
+                ids_fn,
+                sub_notes,
+            )
+        )
+    t7_runs = {
+        ("U-Net" if k == "U-Net (ours, all off)" else "U-Net+SA+CA+SPA" if k == "Ours" else k): v
+        for k, v in abl.items()
+    }
+    tables.append(
+        _seg_table(
+            "table7",
+            "Table 7. Ablation: modules added to the U-Net (SA, SA+CA, SA+CA+SPA)",
+            t7_runs,
+            paper.TABLE7,
+            notes=abl_notes + ["U-Net row = ours with sa=ca=spa=false (same encoder/decoder)"],
+            row_name="configuration",
+        )
+    )
     tables.append(agreement_table(main))
     bias = abc2_bias_table(main)
     if bias is not None:

@@ -99,7 +99,20 @@ class SegmentationTask(L.LightningModule):
             raise ValueError(f"channels_last must be true, false or auto, got {channels_last!r}")
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-        self.save_hyperparameters({"model": model, "optimizer": optimizer, "scheduler": scheduler, "loss": loss, "threshold": threshold, "empty": empty, "channels_last": channels_last, "input_size": input_size, "compile": compile, "contract": _plain(contract) if contract else None})
+        self.save_hyperparameters(
+            {
+                "model": model,
+                "optimizer": optimizer,
+                "scheduler": scheduler,
+                "loss": loss,
+                "threshold": threshold,
+                "empty": empty,
+                "channels_last": channels_last,
+                "input_size": input_size,
+                "compile": compile,
+                "contract": _plain(contract) if contract else None,
+            }
+        )
         self.net = hydra.utils.instantiate(model)
         self._channels_last = channels_last is True
         if self._channels_last:
@@ -154,7 +167,15 @@ class SegmentationTask(L.LightningModule):
             inter.append((pm & m).sum())
             pred.append(pm.sum())
             gt.append(m.sum())
-        stats.update(batch["patient"], batch["slice_index"], torch.stack(inter), torch.stack(pred), torch.stack(gt), batch["pixel_area_mm2"], batch["thickness_mm"])
+        stats.update(
+            batch["patient"],
+            batch["slice_index"],
+            torch.stack(inter),
+            torch.stack(pred),
+            torch.stack(gt),
+            batch["pixel_area_mm2"],
+            batch["thickness_mm"],
+        )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, self.val_stats, "val")

@@ -34,7 +34,9 @@ def default_model_path() -> Path:
     return HERE / DEFAULT_NAME
 
 
-def pack(run_dirs: list[str | Path], output: str | Path, contract: dict[str, Any] | None = None, note: str = "") -> Path:
+def pack(
+    run_dirs: list[str | Path], output: str | Path, contract: dict[str, Any] | None = None, note: str = ""
+) -> Path:
     """Pack the tested checkpoints of ``run_dirs`` (same network configuration) into one
     weights file; ``contract`` overrides fields of the first checkpoint's contract. The
     state dicts are stored in fp32; returns the path."""
@@ -53,13 +55,32 @@ def pack(run_dirs: list[str | Path], output: str | Path, contract: dict[str, Any
         elif cfg != model_cfg:
             raise ValueError(f"{d}: network configuration {cfg} differs from the first run's {model_cfg}")
         state = torch.load(ck, map_location="cpu", weights_only=True)["state_dict"]
-        members.append({k.removeprefix("net."): v.float() if v.is_floating_point() else v for k, v in state.items() if k.startswith("net.")})
+        members.append(
+            {
+                k.removeprefix("net."): v.float() if v.is_floating_point() else v
+                for k, v in state.items()
+                if k.startswith("net.")
+            }
+        )
         split = json.loads((d / "split.json").read_text())
-        prov.append({"run": d.name, "checkpoint_sha256": hashlib.sha256(ck.read_bytes()).hexdigest(), "fold": split.get("fold"),
-                     "test_patients": split["split"]["test"], "epochs": metrics.get("epochs")})
+        prov.append(
+            {
+                "run": d.name,
+                "checkpoint_sha256": hashlib.sha256(ck.read_bytes()).hexdigest(),
+                "fold": split.get("fold"),
+                "test_patients": split["split"]["test"],
+                "epochs": metrics.get("epochs"),
+            }
+        )
     assert con is not None
     con = {**con, **(contract or {})}
-    payload = {"format": FORMAT, "model": model_cfg, "contract": con, "members": members, "provenance": {"members": prov, "note": note}}
+    payload = {
+        "format": FORMAT,
+        "model": model_cfg,
+        "contract": con,
+        "members": members,
+        "provenance": {"members": prov, "note": note},
+    }
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
@@ -69,7 +90,9 @@ def pack(run_dirs: list[str | Path], output: str | Path, contract: dict[str, Any
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m hemato.weights", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m hemato.weights", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("pack", help="pack finished runs' checkpoints into one weights file")
     p.add_argument("runs", nargs="+")

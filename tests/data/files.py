@@ -9,9 +9,24 @@ import cv2
 import numpy as np
 
 
-def write_dicom_series(folder: Path, hu: np.ndarray, spacing=(0.5, 0.5), thickness=5.0, positions=None, name="Doe^Jane", pid="PID-12345",
-                       modality="CT", series=None, iop=(1, 0, 0, 0, 1, 0), ipps=None, with_ipp=True, image_type=None, compress=None,
-                       prefix="IM", intercept=-1024) -> list[Path]:
+def write_dicom_series(
+    folder: Path,
+    hu: np.ndarray,
+    spacing=(0.5, 0.5),
+    thickness=5.0,
+    positions=None,
+    name="Doe^Jane",
+    pid="PID-12345",
+    modality="CT",
+    series=None,
+    iop=(1, 0, 0, 0, 1, 0),
+    ipps=None,
+    with_ipp=True,
+    image_type=None,
+    compress=None,
+    prefix="IM",
+    intercept=-1024,
+) -> list[Path]:
     """(Z, H, W) HU -> one CT file per slice, stored as uint16 with ``intercept``.
 
     ``positions``: z (mm) per slice; ``ipps``: full ImagePositionPatient per slice (tilt);
@@ -36,7 +51,13 @@ def write_dicom_series(folder: Path, hu: np.ndarray, spacing=(0.5, 0.5), thickne
         ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
         ds.SeriesInstanceUID = series
         ds.StudyInstanceUID, ds.FrameOfReferenceUID = study, frame
-        ds.StudyID, ds.StudyDate, ds.StudyTime, ds.AccessionNumber, ds.ReferringPhysicianName = "1", "20260101", "120000", "A1", ""
+        ds.StudyID, ds.StudyDate, ds.StudyTime, ds.AccessionNumber, ds.ReferringPhysicianName = (
+            "1",
+            "20260101",
+            "120000",
+            "A1",
+            "",
+        )
         ds.SeriesNumber, ds.PatientSex, ds.Manufacturer = 2, "O", "test"
         ds.PatientName, ds.PatientID, ds.PatientBirthDate = name, pid, "19500101"
         ds.Modality = modality
@@ -70,9 +91,21 @@ def write_nifti(path: Path, data_zhw: np.ndarray, spacing=(0.5, 0.5), thickness=
     nib.save(nib.Nifti1Image(arr, affine), str(path))
 
 
-def write_labelme(path: Path, polygons: list[list[tuple[float, float]]], hw: tuple[int, int], label: str = "hematoma") -> None:
+def write_labelme(
+    path: Path, polygons: list[list[tuple[float, float]]], hw: tuple[int, int], label: str = "hematoma"
+) -> None:
     shapes = [{"label": label, "points": [list(p) for p in poly], "shape_type": "polygon"} for poly in polygons]
-    path.write_text(json.dumps({"version": "5.4.1", "shapes": shapes, "imageHeight": hw[0], "imageWidth": hw[1], "imagePath": path.stem + ".png"}))
+    path.write_text(
+        json.dumps(
+            {
+                "version": "5.4.1",
+                "shapes": shapes,
+                "imageHeight": hw[0],
+                "imageWidth": hw[1],
+                "imagePath": path.stem + ".png",
+            }
+        )
+    )
 
 
 def write_png(path: Path, arr: np.ndarray) -> Path:

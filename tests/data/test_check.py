@@ -41,8 +41,14 @@ def test_broken_dataset_lists_every_problem(tmp_path: Path, capsys) -> None:
     )
     rep = check_dataset(ds)
     text = "\n".join(rep.problems)
-    for needle in ("patient A slice 1: image size (20, 20) differs", "b0m.png: mask is not binary", "missing.png: file does not exist",
-                   "patient B: different spacing_row_mm", "c0.png", "leaves the dataset folder"):
+    for needle in (
+        "patient A slice 1: image size (20, 20) differs",
+        "b0m.png: mask is not binary",
+        "missing.png: file does not exist",
+        "patient B: different spacing_row_mm",
+        "c0.png",
+        "leaves the dataset folder",
+    ):
         assert needle in text, (needle, text)
     assert len(rep.problems) >= 6 and rep.patients == 3 and rep.slices == 6
     assert rep.volumes_ml == {"A": 16 * 0.25 * 5 / 1000}

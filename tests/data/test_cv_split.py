@@ -15,7 +15,11 @@ def test_every_patient_is_tested_exactly_once() -> None:
     tested = []
     for k in range(5):
         s = cv_split(IDS, BLEED, 5, k, 0.1, seed=0)
-        assert not set(s["train"]) & set(s["test"]) and not set(s["val"]) & set(s["test"]) and not set(s["train"]) & set(s["val"])
+        assert (
+            not set(s["train"]) & set(s["test"])
+            and not set(s["val"]) & set(s["test"])
+            and not set(s["train"]) & set(s["val"])
+        )
         assert set(s["train"]) | set(s["val"]) | set(s["test"]) == set(IDS)
         assert all(s["folds"][p] == k for p in s["test"])
         tested += s["test"]

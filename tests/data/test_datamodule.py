@@ -46,7 +46,9 @@ def test_bad_test_fraction(frac: float) -> None:
 
 
 def test_datamodule_items_and_split_file(small_source, tmp_path) -> None:
-    dm = HematomaDataModule(small_source, input_size=32, batch_size=4, test_fraction=0.25, val_fraction=0.2, split_seed=0)
+    dm = HematomaDataModule(
+        small_source, input_size=32, batch_size=4, test_fraction=0.25, val_fraction=0.2, split_seed=0
+    )
     dm.setup()
     n = {k: len(v) for k, v in dm.split.items()}
     assert n == {"test": 3, "val": 2, "train": 7}
@@ -69,13 +71,17 @@ def test_split_file_is_reused(small_source, tmp_path) -> None:
     dm = HematomaDataModule(small_source, input_size=32, test_fraction=0.25, split_seed=0)
     dm.setup()
     dm.save_split(tmp_path / "s.json")
-    dm2 = HematomaDataModule(small_source, input_size=32, test_fraction=0.5, split_seed=99, split_file=str(tmp_path / "s.json"))
+    dm2 = HematomaDataModule(
+        small_source, input_size=32, test_fraction=0.5, split_seed=99, split_file=str(tmp_path / "s.json")
+    )
     dm2.setup()
     assert dm2.split == dm.split
 
 
 def test_foreground_oversampling(small_source) -> None:
-    dm = HematomaDataModule(small_source, input_size=32, batch_size=8, foreground_oversample=0.9, samples_per_epoch=400, test_fraction=0.25)
+    dm = HematomaDataModule(
+        small_source, input_size=32, batch_size=8, foreground_oversample=0.9, samples_per_epoch=400, test_fraction=0.25
+    )
     dm.setup()
     frac = np.mean([float(m.amax()) for b in dm.train_dataloader() for m in b["mask"]])
     assert len(dm.train_dataloader()) == 50
@@ -109,7 +115,13 @@ def test_epoch_sampler_depends_only_on_seed_and_epoch(small_source) -> None:
     assert list(a) == list(b) and all(e == 4 for e, _ in a)
     b.set_epoch(5)
     assert list(a) != list(b)
-    dm = HematomaDataModule(small_source, input_size=32, batch_size=4, test_fraction=0.25, augment={"hflip": 0.5, "shift": 0.1, "shift_p": 0.5})
+    dm = HematomaDataModule(
+        small_source,
+        input_size=32,
+        batch_size=4,
+        test_fraction=0.25,
+        augment={"hflip": 0.5, "shift": 0.1, "shift_p": 0.5},
+    )
     dm.setup()
     first = next(iter(dm.train_dataloader()))
     for _ in range(3):  # consume global RNG in between

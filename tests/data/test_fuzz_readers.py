@@ -23,7 +23,9 @@ from hemato.data.readers.nifti import read_nifti
 from tests.data.files import write_dicom_series, write_nifti
 
 pytestmark = pytest.mark.slow
-CASES = settings(max_examples=1000, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), database=None)
+CASES = settings(
+    max_examples=1000, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), database=None
+)
 
 
 @contextmanager

@@ -70,7 +70,9 @@ def test_nifti_importer_exact_volume(tmp_path) -> None:
     (tmp_path / "ct_scans").mkdir()
     (tmp_path / "masks").mkdir()
     write_nifti(tmp_path / "ct_scans" / "049.nii", hu, spacing=(0.42, 0.42), thickness=4.5)
-    write_nifti(tmp_path / "masks" / "049.nii", mask.astype(np.uint8), spacing=(0.42, 0.42), thickness=4.5, dtype=np.uint8)
+    write_nifti(
+        tmp_path / "masks" / "049.nii", mask.astype(np.uint8), spacing=(0.42, 0.42), thickness=4.5, dtype=np.uint8
+    )
     data, spacing, thickness, _ = read_nifti(tmp_path / "ct_scans" / "049.nii")
     assert np.allclose(data, hu) and spacing == pytest.approx((0.42, 0.42)) and thickness == pytest.approx(4.5)
     convert.convert_nifti(tmp_path / "ct_scans", tmp_path / "masks", tmp_path / "ds")
@@ -165,7 +167,20 @@ def test_image_importer_size_mismatch(tmp_path) -> None:
     write_png(tmp_path / "msk" / "a_1.png", np.zeros((10, 10), np.uint8))
     with pytest.raises(InputError, match="differs from image size"):
         convert.convert_images(tmp_path / "img", tmp_path / "msk", tmp_path / "ds")
-    assert convert.main(["images", "--images", str(tmp_path / "img"), "--masks", str(tmp_path / "msk"), "--out", str(tmp_path / "ds2")]) == 2
+    assert (
+        convert.main(
+            [
+                "images",
+                "--images",
+                str(tmp_path / "img"),
+                "--masks",
+                str(tmp_path / "msk"),
+                "--out",
+                str(tmp_path / "ds2"),
+            ]
+        )
+        == 2
+    )
 
 
 # ---------------------------------------------------------------- manifest
@@ -183,7 +198,9 @@ def test_manifest_checks(tmp_path) -> None:
     csv.write_text("patient,slice_index,image,mask\nA,0,../outside.png,m1.png\n")
     with pytest.raises(InputError, match="leaves the dataset folder"):
         load_manifest(csv)
-    csv.write_text("patient,slice_index,image,mask,spacing_row_mm,spacing_col_mm,thickness_mm\nA,0,i1.png,m1.png,0.5,0.5,5\nA,1,i1.png,m1.png,0.6,0.6,5\n")
+    csv.write_text(
+        "patient,slice_index,image,mask,spacing_row_mm,spacing_col_mm,thickness_mm\nA,0,i1.png,m1.png,0.5,0.5,5\nA,1,i1.png,m1.png,0.6,0.6,5\n"
+    )
     with pytest.raises(InputError, match="different spacing_row_mm"):
         load_manifest(csv)
 
@@ -222,9 +239,13 @@ def test_manifest_slice_spacing_column(tmp_path) -> None:
     write_png(tmp_path / "i.png", np.full((16, 16), 100, np.uint8))
     write_png(tmp_path / "m.png", np.zeros((16, 16), np.uint8))
     csv = tmp_path / "slices.csv"
-    csv.write_text("patient,slice_index,image,mask,spacing_row_mm,spacing_col_mm,slice_spacing_mm\nA,0,i.png,m.png,0.5,0.5,2.5\nA,1,i.png,m.png,0.5,0.5,2.5\n")
+    csv.write_text(
+        "patient,slice_index,image,mask,spacing_row_mm,spacing_col_mm,slice_spacing_mm\nA,0,i.png,m.png,0.5,0.5,2.5\nA,1,i.png,m.png,0.5,0.5,2.5\n"
+    )
     (rec,) = load_manifest(csv)
     assert rec.thickness_mm == 2.5
-    csv.write_text("patient,slice_index,image,mask,spacing_row_mm,spacing_col_mm,slice_spacing_mm,thickness_mm\nA,0,i.png,m.png,0.5,0.5,2.5,5\n")
+    csv.write_text(
+        "patient,slice_index,image,mask,spacing_row_mm,spacing_col_mm,slice_spacing_mm,thickness_mm\nA,0,i.png,m.png,0.5,0.5,2.5,5\n"
+    )
     with pytest.raises(InputError, match="they differ"):
         load_manifest(csv)

@@ -58,7 +58,12 @@ def test_batches_equal_one_shot_and_duplicates_dropped() -> None:
 
 
 def test_patient_table_is_3d_and_volumes_in_ml() -> None:
-    rows = [(0, 0, 3, 6, 4, 0.25, 5.0), (0, 1, 10, 10, 20, 0.25, 5.0), (0, 2, 0, 4, 0, 0.25, 5.0), (1, 0, 0, 0, 0, 0.5, 2.5)]
+    rows = [
+        (0, 0, 3, 6, 4, 0.25, 5.0),
+        (0, 1, 10, 10, 20, 0.25, 5.0),
+        (0, 2, 0, 4, 0, 0.25, 5.0),
+        (1, 0, 0, 0, 0, 0.5, 2.5),
+    ]
     slices = slice_table(_stats(rows).compute(), ["A", "B"])
     pat = patient_table(slices).set_index("patient_id")
     # 3D: inter 13, pred 20, gt 24 -> Dice 26/44 (not the mean of slice Dice)
@@ -98,8 +103,15 @@ def test_volume_errors_use_the_patients_with_known_spacing_and_keys_do_not_colli
     st = SliceStats()
     # patient 0: spacing known; patient 1: unknown (NaN area); slice 1_000_000 of patient 0
     # would have collided with slice 0 of patient 1 under a patient * 1e6 + slice key
-    st.update(torch.tensor([0, 0, 1]), torch.tensor([0, 1_000_000, 0]), torch.tensor([5, 0, 5]), torch.tensor([10, 0, 10]),
-              torch.tensor([10, 0, 10]), torch.tensor([0.25, 0.25, float("nan")]), torch.tensor([5.0, 5.0, 5.0]))
+    st.update(
+        torch.tensor([0, 0, 1]),
+        torch.tensor([0, 1_000_000, 0]),
+        torch.tensor([5, 0, 5]),
+        torch.tensor([10, 0, 10]),
+        torch.tensor([10, 0, 10]),
+        torch.tensor([0.25, 0.25, float("nan")]),
+        torch.tensor([5.0, 5.0, 5.0]),
+    )
     sl = slice_table(st.compute(), ["a", "b"])
     assert len(sl) == 3
     s = summarize(sl, patient_table(sl))

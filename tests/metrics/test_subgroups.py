@@ -42,7 +42,7 @@ def test_near_skull_distance(centre_col: int, near: bool) -> None:
     tags = tag_patient(img[None], blob[None], (0.5, 0.5), TH)
     assert tags["near_skull_auto"] is near
     if near:
-        # ring inner edge at radius 80 px; blob edge at 100-25+8 = 83 px from centre... 
+        # ring inner edge at radius 80 px; blob edge at 100-25+8 = 83 px from centre...
         assert tags["skull_distance_mm"] < TH.near_skull_mm
     else:
         assert tags["skull_distance_mm"] == pytest.approx((80 - 8) * 0.5, abs=1.0)

@@ -166,9 +166,19 @@ def test_every_network_exports_to_onnx_and_matches_torch(name: str, tmp_path) ->
     x = torch.rand(2, 1, 64, 64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, x[:1], str(tmp_path / "m.onnx"), input_names=["image"], output_names=["logits"],
-                          dynamic_axes={"image": {0: "batch"}}, opset_version=17, dynamo=False)
-    out = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"image": x.numpy()})[0]
+        torch.onnx.export(
+            net,
+            x[:1],
+            str(tmp_path / "m.onnx"),
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes={"image": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    out = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"image": x.numpy()}
+    )[0]
     with torch.inference_mode():
         ref = net(x).numpy()
     assert out.shape == ref.shape == (2, 1, 64, 64)
@@ -190,7 +200,9 @@ def test_folding_batchnorm_keeps_the_outputs(name: str) -> None:
     net.eval()
     folded = fold_batchnorm(net)
     left = [n for n, m in folded.named_modules() if isinstance(m, nn.BatchNorm2d)]
-    assert left == (["bottleneck.norm"] if name == "ours" else [])  # ours: BN after attention + residual, no conv to fold into
+    assert left == (
+        ["bottleneck.norm"] if name == "ours" else []
+    )  # ours: BN after attention + residual, no conv to fold into
     assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules())  # the original is untouched
     x = torch.rand(2, 1, 64, 64)
     with torch.inference_mode():

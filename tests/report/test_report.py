@@ -17,15 +17,38 @@ from tests.test_run import TINY
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
-TABLES = ["table1", "table2", "table3", "table4", "table5", "table6", "table7", "agreement", "abc2_bias", "paired_tests"]
+TABLES = [
+    "table1",
+    "table2",
+    "table3",
+    "table4",
+    "table5",
+    "table6",
+    "table7",
+    "agreement",
+    "abc2_bias",
+    "paired_tests",
+]
 
 
 @pytest.fixture(scope="module")
 def sweeps(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("sweeps")
-    common = [f"paths.runs_dir={tmp}/runs", f"paths.cache_dir={tmp}/cache", *TINY, "data.source.n_patients=10", "data.test_fraction=0.4"]
+    common = [
+        f"paths.runs_dir={tmp}/runs",
+        f"paths.cache_dir={tmp}/cache",
+        *TINY,
+        "data.source.n_patients=10",
+        "data.test_fraction=0.4",
+    ]
     for exp in ("table1", "ablation"):
-        proc = subprocess.run([sys.executable, "-m", "hemato.run", "-m", f"experiment={exp}", *common], cwd=tmp, capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(
+            [sys.executable, "-m", "hemato.run", "-m", f"experiment={exp}", *common],
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
     return tmp
 
@@ -37,7 +60,20 @@ def report(sweeps: Path) -> Path:
     broken = sweeps / "runs" / "table1" / "killed_run"
     broken.mkdir(parents=True)
     (broken / "config.yaml").write_text("model: {name: ours}\n")
-    proc = subprocess.run([sys.executable, "-m", "hemato.report", str(sweeps / "runs" / "table1"), str(sweeps / "runs" / "ablation"), "--out", str(out)], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hemato.report",
+            str(sweeps / "runs" / "table1"),
+            str(sweeps / "runs" / "ablation"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "skipped (not finished" in proc.stdout and "killed_run" in proc.stdout
     return out
@@ -45,9 +81,18 @@ def report(sweeps: Path) -> Path:
 
 def test_sweeps_have_one_dir_per_job(sweeps: Path) -> None:
     t1 = next((sweeps / "runs" / "table1").glob("multirun_*"))
-    assert sorted(p.name for p in t1.iterdir() if p.is_dir() and p.name[0].isdigit()) == ["0_ours", "1_unet", "2_fcn8s", "3_segnet"]
+    assert sorted(p.name for p in t1.iterdir() if p.is_dir() and p.name[0].isdigit()) == [
+        "0_ours",
+        "1_unet",
+        "2_fcn8s",
+        "3_segnet",
+    ]
     ab = next((sweeps / "runs" / "ablation").glob("multirun_*"))
-    assert sorted(p.name for p in ab.iterdir() if p.is_dir() and p.name[0].isdigit()) == ["0_ours_plain", "1_ours_sa", "2_ours_sa_ca"]
+    assert sorted(p.name for p in ab.iterdir() if p.is_dir() and p.name[0].isdigit()) == [
+        "0_ours_plain",
+        "1_ours_sa",
+        "2_ours_sa_ca",
+    ]
 
 
 def test_all_tables_written(report: Path) -> None:
@@ -78,7 +123,7 @@ def test_figures_and_html(report: Path) -> None:
     for key in TABLES:
         assert f"id='{key}'" in html
     assert html.count("data:image/png;base64,") == len(summary["figures"])
-    assert "src=\"http" not in html and "href=\"http" not in html  # self-contained
+    assert 'src="http' not in html and 'href="http' not in html  # self-contained
 
 
 def test_report_does_not_import_the_task_or_datamodule(sweeps: Path, tmp_path: Path) -> None:
@@ -93,17 +138,37 @@ def test_report_does_not_import_the_task_or_datamodule(sweeps: Path, tmp_path: P
 
 
 def test_no_finished_run_is_a_clear_error(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "hemato.report", str(tmp_path), "--out", str(tmp_path / "r")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hemato.report", str(tmp_path), "--out", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "no finished run" in proc.stderr
 
 
 def test_two_runs_of_one_model_are_refused_with_the_list(sweeps: Path, tmp_path: Path) -> None:
     ours = next(p.parent for p in (sweeps / "runs" / "table1").rglob("metrics.json") if p.parent.name.endswith("_ours"))
     shutil.copytree(ours, tmp_path / "again" / ours.name)
-    proc = subprocess.run([sys.executable, "-m", "hemato.report", str(sweeps / "runs" / "table1"), str(tmp_path / "again"), "--out", str(tmp_path / "r")],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hemato.report",
+            str(sweeps / "runs" / "table1"),
+            str(tmp_path / "again"),
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 2 and "several runs of one model (Ours: " in proc.stderr
-    assert str(ours) in proc.stderr and str(tmp_path / "again" / ours.name) in proc.stderr and "Traceback" not in proc.stderr
+    assert (
+        str(ours) in proc.stderr
+        and str(tmp_path / "again" / ours.name) in proc.stderr
+        and "Traceback" not in proc.stderr
+    )
 
 
 def test_notebook_executes(sweeps: Path, tmp_path: Path) -> None:
@@ -114,7 +179,9 @@ def test_notebook_executes(sweeps: Path, tmp_path: Path) -> None:
     os.environ["HEMATO_RUNS"] = f"{sweeps / 'runs' / 'table1'}:{sweeps / 'runs' / 'ablation'}"
     os.environ["HEMATO_REPORT"] = str(tmp_path / "nb_report")
     try:
-        NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+        NotebookClient(
+            nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        ).execute()
     finally:
         os.environ.pop("HEMATO_RUNS")
         os.environ.pop("HEMATO_REPORT")
@@ -128,7 +195,10 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
-@pytest.mark.skipif(_chromium() is None or shutil.which("chromedriver") is None, reason="headless Chromium/chromedriver not installed (apt-get install chromium chromium-driver)")
+@pytest.mark.skipif(
+    _chromium() is None or shutil.which("chromedriver") is None,
+    reason="headless Chromium/chromedriver not installed (apt-get install chromium chromium-driver)",
+)
 def test_report_html_in_headless_chromium(report: Path) -> None:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -136,7 +206,16 @@ def test_report_html_in_headless_chromium(report: Path) -> None:
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = _chromium()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+    ):
         opts.add_argument(flag)
     driver = webdriver.Chrome(options=opts, service=Service(shutil.which("chromedriver")))
     try:

@@ -23,11 +23,14 @@ def test_page_is_self_contained(tmp_path: Path) -> None:
     r = P.predict("model.pt", tmp_path / "dcm", tmp_path / "out")
     page = (tmp_path / "out" / "report.html").read_text()
     assert f"{ml(truth.sum()):.2f} ml" in page and page.count("data:image/png;base64,") == r["n_bleed_slices"] == 3
-    assert "src=\"http" not in page and "<script" not in page  # nothing loaded from elsewhere
+    assert 'src="http' not in page and "<script" not in page  # nothing loaded from elsewhere
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(_chromium() is None or shutil.which("chromedriver") is None, reason="headless Chromium/chromedriver not installed (apt-get install chromium chromium-driver)")
+@pytest.mark.skipif(
+    _chromium() is None or shutil.which("chromedriver") is None,
+    reason="headless Chromium/chromedriver not installed (apt-get install chromium chromium-driver)",
+)
 def test_page_in_headless_chromium(tmp_path: Path) -> None:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -38,7 +41,14 @@ def test_page_in_headless_chromium(tmp_path: Path) -> None:
     r = P.predict("model.pt", tmp_path / "dcm", tmp_path / "out")
     opts = webdriver.ChromeOptions()
     opts.binary_location = _chromium()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking", "--no-first-run"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--no-first-run",
+    ):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=opts, service=Service(shutil.which("chromedriver")))

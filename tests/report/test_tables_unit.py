@@ -13,7 +13,14 @@ from hemato.report.tables import _vol_table, vol_cells
 
 
 def _run(label: str, pred, true, ref=None) -> Run:
-    p = pd.DataFrame({"patient_id": [f"P{i}" for i in range(len(pred))], "pred_volume_ml": pred, "true_volume_ml": true, "gt": [1] * len(pred)})
+    p = pd.DataFrame(
+        {
+            "patient_id": [f"P{i}" for i in range(len(pred))],
+            "pred_volume_ml": pred,
+            "true_volume_ml": true,
+            "gt": [1] * len(pred),
+        }
+    )
     if ref is not None:
         p["reference_volume_ml"] = ref
     return Run(Path("/x"), label, "ours", {}, {}, {}, p, pd.DataFrame())

@@ -77,7 +77,9 @@ def test_perfect_prediction_scores_one_at_native_resolution(small_source) -> Non
     assert s["test/volume_mae_ml"] == pytest.approx(0.0)
     pat = task.test_patients.set_index("patient_id")
     for pid, row in pat.iterrows():
-        assert row["true_volume_ml"] == pytest.approx(dm.record(pid).mask.sum() * dm.record(pid).pixel_area_mm2 * 5 / 1000)
+        assert row["true_volume_ml"] == pytest.approx(
+            dm.record(pid).mask.sum() * dm.record(pid).pixel_area_mm2 * 5 / 1000
+        )
 
 
 def test_checkpoint_rebuilds_the_model(tmp_path) -> None:
@@ -107,10 +109,18 @@ def test_channels_last_auto_follows_the_machine_and_forced_on_converts_weights()
     auto.setup("fit")
     assert auto._channels_last is channels_last_wins("CPUAccelerator")
     auto = SegmentationTask(MODEL, OPT, channels_last=False)
-    conv = next(m for m in auto.net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3) and m.in_channels > 1)
+    conv = next(
+        m
+        for m in auto.net.modules()
+        if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3) and m.in_channels > 1
+    )
     assert conv.weight.is_contiguous()
     forced = SegmentationTask(MODEL, OPT, channels_last=True)
-    conv = next(m for m in forced.net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3) and m.in_channels > 1)
+    conv = next(
+        m
+        for m in forced.net.modules()
+        if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3) and m.in_channels > 1
+    )
     assert conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous()
     x = torch.rand(2, 1, 32, 32)
     forced.net.load_state_dict(auto.net.state_dict())

@@ -36,8 +36,13 @@ from hemato.data.readers.errors import InputError
 # SOP classes that legitimately carry no pixel data and are skipped in a series folder:
 # Media Storage Directory (DICOMDIR), structured reports and key objects, presentation
 # states, encapsulated documents, RT structure sets
-NON_IMAGE_SOP_PREFIXES = ("1.2.840.10008.1.3.10", "1.2.840.10008.5.1.4.1.1.88.", "1.2.840.10008.5.1.4.1.1.11.",
-                          "1.2.840.10008.5.1.4.1.1.104.", "1.2.840.10008.5.1.4.1.1.481.3")
+NON_IMAGE_SOP_PREFIXES = (
+    "1.2.840.10008.1.3.10",
+    "1.2.840.10008.5.1.4.1.1.88.",
+    "1.2.840.10008.5.1.4.1.1.11.",
+    "1.2.840.10008.5.1.4.1.1.104.",
+    "1.2.840.10008.5.1.4.1.1.481.3",
+)
 
 
 @dataclass
@@ -99,7 +104,10 @@ def _check_steps(steps: np.ndarray, pos: np.ndarray, folder: Path, tolerance: fl
         same_prev = k > 0 and abs(steps[k - 1] - s) <= tol
         same_next = k + 1 < len(steps) and abs(steps[k + 1] - s) <= tol
         if not (same_prev or same_next):
-            raise InputError(folder, f"missing or uneven slice: positions jump by {s:.2f} mm after {pos[k]:.2f} mm (neighbouring steps differ)")
+            raise InputError(
+                folder,
+                f"missing or uneven slice: positions jump by {s:.2f} mm after {pos[k]:.2f} mm (neighbouring steps differ)",
+            )
     return False
 
 
@@ -125,7 +133,10 @@ def _select_series(slices: list[_Slice], folder: Path, series_uid: str | None) -
     if series_uid is not None:
         chosen = [g for (uid, _), g in groups.items() if uid == series_uid]
         if not chosen:
-            raise InputError(folder, f"series {series_uid} not found; series here: {'; '.join(_describe(g) for g in groups.values())}")
+            raise InputError(
+                folder,
+                f"series {series_uid} not found; series here: {'; '.join(_describe(g) for g in groups.values())}",
+            )
         if len(chosen) > 1:
             raise InputError(folder, f"series {series_uid} mixes image orientations")
         return chosen[0]
@@ -140,7 +151,9 @@ def _select_series(slices: list[_Slice], folder: Path, series_uid: str | None) -
     if not cands:
         raise InputError(folder, "only localizer images in the folder")
     if len(cands) > 1:
-        raise InputError(folder, f"{len(cands)} image series: {'; '.join(_describe(g) for g in cands)}; choose one with --series UID")
+        raise InputError(
+            folder, f"{len(cands)} image series: {'; '.join(_describe(g) for g in cands)}; choose one with --series UID"
+        )
     return cands[0]
 
 
@@ -176,7 +189,11 @@ def read_dicom_series(
             skipped.append(f"{f.name}: not DICOM")  # a .txt, a preview.jpg
             continue
         if "PixelData" not in ds:
-            sop = str(getattr(ds, "SOPClassUID", "") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "") or "")
+            sop = str(
+                getattr(ds, "SOPClassUID", "")
+                or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "")
+                or ""
+            )
             if not sop.startswith(NON_IMAGE_SOP_PREFIXES):  # an image (or unknown) file without pixels
                 raise InputError(f, "DICOM file without pixel data (truncated?)")
             skipped.append(f"{f.name}: no image (DICOMDIR, report or presentation state)")
@@ -189,12 +206,25 @@ def read_dicom_series(
         if ("ImageOrientationPatient" in ds and iop is None) or ("ImagePositionPatient" in ds and ipp is None):
             raise InputError(f, "malformed ImagePositionPatient/ImageOrientationPatient")
         image_type = [str(v).upper() for v in (getattr(ds, "ImageType", None) or [])]
-        slices.append(_Slice(f, ds, str(getattr(ds, "SeriesInstanceUID", "") or "unknown"), tuple(iop) if iop else None, ipp, "LOCALIZER" in image_type))
+        slices.append(
+            _Slice(
+                f,
+                ds,
+                str(getattr(ds, "SeriesInstanceUID", "") or "unknown"),
+                tuple(iop) if iop else None,
+                ipp,
+                "LOCALIZER" in image_type,
+            )
+        )
     if not slices:
         raise InputError(folder, f"no DICOM images in the folder ({len(skipped)} other files)")
     group = _select_series(slices, folder, series_uid)
     used = {id(s) for s in group}
-    skipped += [f"{s.path.name}: {'localizer' if s.localizer else 'other series ' + s.series}" for s in slices if id(s) not in used]
+    skipped += [
+        f"{s.path.name}: {'localizer' if s.localizer else 'other series ' + s.series}"
+        for s in slices
+        if id(s) not in used
+    ]
 
     hus, spacings = [], set()
     for s in group:
@@ -204,7 +234,10 @@ def read_dicom_series(
         except Exception as e:
             ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
             name = getattr(ts, "name", str(ts)) if ts is not None else "unknown transfer syntax"
-            raise InputError(s.path, f"pixel data cannot be decoded ({name}; {e.__class__.__name__}): install pydicom's decoder plugins (pylibjpeg, pylibjpeg-libjpeg, pylibjpeg-openjpeg)") from None
+            raise InputError(
+                s.path,
+                f"pixel data cannot be decoded ({name}; {e.__class__.__name__}): install pydicom's decoder plugins (pylibjpeg, pylibjpeg-libjpeg, pylibjpeg-openjpeg)",
+            ) from None
         if arr.ndim != 2:
             raise InputError(s.path, f"expected one 2D slice per file, got shape {arr.shape}")
         slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
@@ -230,17 +263,32 @@ def read_dicom_series(
     pid = str(getattr(group[0].ds, "PatientID", "") or "")
     import hashlib
 
-    geo: dict[str, Any] = {"series_uid": group[0].series, "modality": modality, "skipped": skipped,
-                           # a salted-free hash: equal for two scans of one patient, the ID itself never leaves
-                           "patient_key": hashlib.sha256(pid.encode()).hexdigest()[:16] if pid else None}
+    geo: dict[str, Any] = {
+        "series_uid": group[0].series,
+        "modality": modality,
+        "skipped": skipped,
+        # a salted-free hash: equal for two scans of one patient, the ID itself never leaves
+        "patient_key": hashlib.sha256(pid.encode()).hexdigest()[:16] if pid else None,
+    }
     if not have_pos:
         inst = [getattr(s.ds, "InstanceNumber", None) for s in group]
         if len(group) > 1 and (None in inst or len(set(int(i) for i in inst)) != len(inst)):
-            raise InputError(folder, "slices without ImagePositionPatient and without unique InstanceNumbers: their order is unknown")
+            raise InputError(
+                folder, "slices without ImagePositionPatient and without unique InstanceNumbers: their order is unknown"
+            )
         order = np.argsort([int(i) for i in inst]) if len(group) > 1 else np.array([0])
         hu = np.stack([hus[i] for i in order])
-        geo.update({"order": "InstanceNumber", "orientation": None, "origin": None, "last": None,
-                    "slice_extents_mm": np.full(len(order), np.nan), "uniform": True, "datasets": [group[i].ds for i in order]})
+        geo.update(
+            {
+                "order": "InstanceNumber",
+                "orientation": None,
+                "origin": None,
+                "last": None,
+                "slice_extents_mm": np.full(len(order), np.nan),
+                "uniform": True,
+                "datasets": [group[i].ds for i in order],
+            }
+        )
         out = (hu, spacing, None, np.full(len(order), np.nan))
         return (*out, geo) if with_geometry else out
     orient = np.asarray(group[0].iop, dtype=np.float64)
@@ -253,7 +301,10 @@ def read_dicom_series(
     steps = np.diff(pos)
     if len(steps) and (steps < tolerance).any():
         i = int(np.argmin(steps))
-        raise InputError(folder, f"duplicate slice position {pos[i]:.2f} mm ({group[order[i]].path.name}, {group[order[i + 1]].path.name})")
+        raise InputError(
+            folder,
+            f"duplicate slice position {pos[i]:.2f} mm ({group[order[i]].path.name}, {group[order[i + 1]].path.name})",
+        )
     uniform = True
     if len(steps):
         uniform = _check_steps(steps, pos, folder, tolerance)
@@ -264,9 +315,17 @@ def read_dicom_series(
         spacing_z = t if t > 0 else None
         extents = np.full(1, spacing_z if spacing_z else np.nan)
     hu = np.stack([hus[i] for i in order])
-    geo.update({"order": "ImagePositionPatient", "orientation": [float(v) for v in orient], "origin": list(group[order[0]].ipp),
-                "last": list(group[order[-1]].ipp), "slice_extents_mm": extents, "uniform": uniform,
-                "datasets": [group[i].ds for i in order]})
+    geo.update(
+        {
+            "order": "ImagePositionPatient",
+            "orientation": [float(v) for v in orient],
+            "origin": list(group[order[0]].ipp),
+            "last": list(group[order[-1]].ipp),
+            "slice_extents_mm": extents,
+            "uniform": uniform,
+            "datasets": [group[i].ds for i in order],
+        }
+    )
     return (hu, spacing, spacing_z, pos, geo) if with_geometry else (hu, spacing, spacing_z, pos)
 
 
@@ -279,9 +338,15 @@ def check_ct_values(hu: np.ndarray, path: str | Path, convention: str = "auto") 
         return
     lo, hi = float(np.min(hu)), float(np.max(hu))
     if lo >= 0 and hi <= 255:
-        raise InputError(path, f"values {lo:g}..{hi:g} look like 8-bit pre-windowed slices, not HU; if they are, give --intensity windowed")
+        raise InputError(
+            path,
+            f"values {lo:g}..{hi:g} look like 8-bit pre-windowed slices, not HU; if they are, give --intensity windowed",
+        )
     if lo > -500:
-        raise InputError(path, f"values {lo:g}..{hi:g} are not Hounsfield units (no air below -500 HU; missing rescale intercept?); if they are HU, give --intensity hu")
+        raise InputError(
+            path,
+            f"values {lo:g}..{hi:g} are not Hounsfield units (no air below -500 HU; missing rescale intercept?); if they are HU, give --intensity hu",
+        )
 
 
 __all__: Sequence[str] = ["check_ct_values", "folder_has_dicom", "read_dicom_series", "slice_extents_mm"]

@@ -34,7 +34,9 @@ def read_slice(path: str | Path) -> np.ndarray:
     path = Path(path)
     img = _decode(path)
     if img.dtype != np.uint8:
-        raise InputError(path, f"{img.dtype} image: slices must be 8-bit windowed grey (give HU data as NIfTI or DICOM)")
+        raise InputError(
+            path, f"{img.dtype} image: slices must be 8-bit windowed grey (give HU data as NIfTI or DICOM)"
+        )
     if img.ndim == 3:
         if img.shape[2] == 4:
             img = img[:, :, :3]

@@ -12,7 +12,9 @@ import numpy as np
 from hemato.data.readers.errors import InputError
 
 
-def read_labelme(path: str | Path, labels: Iterable[str] | None = None, shape_hw: tuple[int, int] | None = None) -> np.ndarray:
+def read_labelme(
+    path: str | Path, labels: Iterable[str] | None = None, shape_hw: tuple[int, int] | None = None
+) -> np.ndarray:
     """(H, W) bool mask of the polygons (and rectangles) in a Labelme file.
 
     ``labels``: keep only shapes with these labels (default: every shape). The size comes
@@ -49,7 +51,9 @@ def read_labelme(path: str | Path, labels: Iterable[str] | None = None, shape_hw
             (x0, y0), (x1, y1) = pts
             pts = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
         elif kind != "polygon" or len(pts) < 3:
-            raise InputError(path, f"shape {i}: only polygons and rectangles are supported (got {kind} with {len(pts)} points)")
+            raise InputError(
+                path, f"shape {i}: only polygons and rectangles are supported (got {kind} with {len(pts)} points)"
+            )
         # fillPoly works on integer vertices; 8 sub-pixel bits keep Labelme's float corners
         shift = 8
         verts = np.round(pts * (1 << shift)).astype(np.int32)
