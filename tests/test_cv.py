@@ -138,7 +138,7 @@ def test_summary_detection_rates() -> None:
 def test_cv_run_then_out_of_fold_evaluation_end_to_end(tmp_path: Path) -> None:
     """A fold of the shipped real sample trains, is evaluated through the engine (also
     rotated) and reported; every test patient of the fold appears once."""
-    sample = ROOT / "data" / "ctich-sample" / "manifest.csv"
+    sample = ROOT / "data" / "ctich-sample" / "slices.csv"
     run = tmp_path / "run"
     proc = subprocess.run(
         [

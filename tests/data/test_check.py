@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_shipped_samples_are_clean(capsys) -> None:
-    assert main([str(ROOT / "data" / "ctich-sample" / "manifest.csv")]) == 0
+    assert main([str(ROOT / "data" / "ctich-sample" / "slices.csv")]) == 0
     out = capsys.readouterr().out
     assert "5 patients, 36 slices, 36 with bleed" in out and "spacing/thickness unknown" in out
 

@@ -209,7 +209,7 @@ def test_shipped_samples_load() -> None:
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2] / "data"
-    ct = load_manifest(root / "ctich-sample" / "manifest.csv")
+    ct = load_manifest(root / "ctich-sample" / "slices.csv")
     assert sum(r.n_slices for r in ct) == 36 and {r.patient_id for r in ct} == {"077", "078", "079", "080", "081"}
     assert all(r.spacing_mm is None and r.thickness_mm == 5.0 for r in ct)  # spacing unknown: never guessed
     p81 = next(r for r in ct if r.patient_id == "081")
