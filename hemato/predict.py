@@ -354,7 +354,12 @@ def _slice_prefix(p: Path) -> str:
 
 
 def read_scan(
-    path: str | Path, level: float = 40.0, width: float = 120.0, intensity: str = "auto", series_uid: str | None = None
+    path: str | Path,
+    level: float = 40.0,
+    width: float = 120.0,
+    intensity: str = "auto",
+    series_uid: str | None = None,
+    manifest_patient: str | None = None,
 ) -> Scan:
     """Read a DICOM folder, a NIfTI file, a folder of slices or a one-patient manifest.
 
@@ -386,8 +391,13 @@ def read_scan(
         from hemato.data.manifest import load_manifest
 
         recs = load_manifest(path, require_masks=False, read_masks=False)
+        if manifest_patient is not None:
+            recs = [r for r in recs if r.patient_id == manifest_patient]
+            if not recs:
+                raise InputError(path, f"no patient {manifest_patient!r} in the manifest")
         if len(recs) != 1:
-            raise InputError(path, f"manifest lists {len(recs)} patients; give one patient's manifest")
+            ids = ", ".join(r.patient_id for r in recs[:8]) + (" ..." if len(recs) > 8 else "")
+            raise InputError(path, f"manifest lists {len(recs)} patients ({ids}); pick one with --patient ID")
         r = recs[0]
         return Scan(
             r.image,
@@ -611,6 +621,7 @@ def predict(
     precision: str = "auto",
     loaded: LoadedModel | None = None,
     dicom_seg: bool = False,
+    manifest_patient: str | None = None,
 ) -> dict[str, Any]:
     """Segment one scan and write the report into ``output``; returns the report dict.
 
@@ -645,7 +656,7 @@ def predict(
     con = model.contract
     if threshold is not None:
         con = Contract.from_dict({**con.as_dict(), "threshold": float(threshold)})
-    scan = read_scan(input, con.window_level, con.window_width, intensity, series_uid)
+    scan = read_scan(input, con.window_level, con.window_width, intensity, series_uid, manifest_patient)
     crop = bool(crop and con.crop_to_head and getattr(model.forward, "size_divisor", None) is not None)
     warnings = []
     if "phantom" in con.trained_on:
@@ -831,6 +842,7 @@ def main(argv: list[str] | None = None) -> int:
         help="DICOM/NIfTI values: auto = must look like HU (else refused), hu = trust them as HU, windowed = 8-bit already in the model's window",
     )
     ap.add_argument("--series", help="DICOM SeriesInstanceUID to use when the folder holds several series")
+    ap.add_argument("--patient", help="the patient to take from a manifest (slices.csv) of several")
     ap.add_argument(
         "--dicom-seg",
         action="store_true",

@@ -358,3 +358,22 @@ def test_report_carries_confidence_and_input_qc(tmp_path: Path) -> None:
     r = run(tmp_path / "dcm", tmp_path / "o")
     assert r["confidence"]["unsure"] is False and r["confidence"]["bleeds"][0]["voxels"] == truth.sum()
     assert any("only 6 slices" in f for f in r["input_qc"]) and any("slice spacing 1 mm" in f for f in r["input_qc"])
+
+
+def test_one_patient_of_a_manifest_with_patient(tmp_path: Path) -> None:
+    from hemato.data.readers.nifti import window_hu
+
+    hu, truth = head()
+    rows = ["patient,slice_index,image,mask,spacing_row_mm,spacing_col_mm,slice_spacing_mm"]
+    for pid in ("A", "B"):
+        for k in range(len(hu)):
+            write_png(tmp_path / "ds" / f"{pid}{k}.png", window_hu(hu[k]))
+            rows.append(f"{pid},{k},{pid}{k}.png,,0.5,0.5,5")
+    (tmp_path / "ds" / "slices.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(InputError, match=r"manifest lists 2 patients \(A, B\); pick one with --patient ID"):
+        run(tmp_path / "ds" / "slices.csv", tmp_path / "o")
+    assert run(tmp_path / "ds" / "slices.csv", tmp_path / "o", manifest_patient="B")["volume_ml"] == pytest.approx(
+        ml(truth.sum())
+    )
+    with pytest.raises(InputError, match="no patient 'C'"):
+        run(tmp_path / "ds" / "slices.csv", tmp_path / "o2", manifest_patient="C")
