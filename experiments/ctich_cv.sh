@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Real CT (PhysioNet ct-ich, 60 patients): 5-fold patient-level cross-validation of the
 # experiment=ctich recipe, out-of-fold evaluation through hemato's inference engine (also at
-# 90/180/270 degrees), the pooled report, and the shipped weights (the 5 fold models).
+# 90/180/270 degrees), the pooled report, and (PACK=1) one weights file of the fold models.
 #
 #   experiments/ctich_cv.sh ours           # the shipped recipe's 5 folds (~30 min a fold, 2 cores, bf16)
 #   experiments/ctich_cv.sh unet           # the baseline on the same folds
 #   FOLDS=0 experiments/ctich_cv.sh fcn8s  # one fold only
-#   PACK=1 experiments/ctich_cv.sh ours    # ... and pack the fold models into hemato/weights/
+#   PACK=1 experiments/ctich_cv.sh ours    # ... and pack the fold models into hemato/weights/ (the default model's name)
 #
 # Each model's runs go to runs/ctich/cv_<model>/<model>_fold<K>/ and resume there if
 # interrupted (ckpt_path=last). The report over every model evaluated so far is written to

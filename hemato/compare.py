@@ -120,9 +120,9 @@ def compare(
     loaded = None
     if not ((Path(baseline) / "report.json").is_file() and (Path(followup) / "report.json").is_file()):
         if checkpoint is None:
-            from hemato.weights import default_model_path
+            from hemato.predict import default_checkpoint
 
-            checkpoint = default_model_path()
+            checkpoint = default_checkpoint()
         loaded = load_model(checkpoint, kw.get("device", "cpu"), precision=kw.pop("precision", "auto"))
     r0, d0 = _side(baseline, out / "baseline", loaded, checkpoint, **kw)
     r1, d1 = _side(followup, out / "followup", loaded, checkpoint, **kw)

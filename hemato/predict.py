@@ -507,6 +507,16 @@ def _write_mask_nifti(scan: Scan, mask: np.ndarray, path: Path) -> None:
     nib.save(nib.Nifti1Image(data, affine), str(path))
 
 
+def default_checkpoint() -> Path:
+    """The model shipped in ``hemato/weights/``, or a one-line refusal while none ships."""
+    from hemato.weights import NO_DEFAULT_REASON, default_model_path
+
+    path = default_model_path()
+    if not path.is_file():
+        raise InputError(Path("--checkpoint"), NO_DEFAULT_REASON)
+    return path
+
+
 def input_fingerprint(path: str | Path) -> str:
     """SHA-256 over the input's files' names, sizes and modification times (a cheap identity:
     a batch resumes past a scan only if its input is unchanged)."""
@@ -552,9 +562,7 @@ def predict_cohort(
         raise InputError(src, "no scans (sub-folders, NIfTI files or manifests) in the folder")
     out.mkdir(parents=True, exist_ok=True)
     if checkpoint is None:
-        from hemato.weights import default_model_path
-
-        checkpoint = default_model_path()
+        checkpoint = default_checkpoint()
     model = load_model(checkpoint, kw.get("device", "cpu"), precision=kw.pop("precision", "auto"))
     rows = []
     it = scans
@@ -648,10 +656,8 @@ def predict(
         raise InputError(
             out, "output exists and is not an empty folder or an earlier hemato report: give a new or empty folder"
         )
-    if checkpoint is None:
-        from hemato.weights import default_model_path
-
-        checkpoint = default_model_path()
+    if checkpoint is None and loaded is None:
+        checkpoint = default_checkpoint()
     model = loaded if loaded is not None else load_model(checkpoint, device, precision=precision)
     con = model.contract
     if threshold is not None:

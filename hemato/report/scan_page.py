@@ -71,7 +71,7 @@ figure {{ display: inline-block; margin: .3em; }} img {{ width: 256px; image-ren
 <tr><th>slice spacing (mm)</th><td>{_e(sspacing) if sspacing else "unknown"}</td><td>{_e(geo.get("thickness", ""))}</td></tr></table>
 <h2>Model</h2>
 <p id="model">{_e(model.get("format", ""))} {_e(model.get("checkpoint", ""))} (SHA-256 {_e(str(model.get("sha256", ""))[:16])}...), trained on {_e(report.get("model_trained_on", "unknown"))}.
-Model card: docs/model_card.md in hemato. Precision: {_e((report.get("inference", {}).get("precision") or {}).get("precision", ""))}.</p>
+Precision: {_e((report.get("inference", {}).get("precision") or {}).get("precision", ""))}.</p>
 <p class="note">hemato {_e(report.get("software", {}).get("hemato", ""))}: research software, not a medical device.</p>
 </body></html>
 """
