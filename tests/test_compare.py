@@ -46,7 +46,7 @@ def test_two_scans_compare_with_known_volumes(tmp_path: Path) -> None:
     t1[2, 40:44, 10:14] = True
     write_dicom_series(tmp_path / "s0", hu0, spacing=SP, pid="P1")
     write_dicom_series(tmp_path / "s1", hu1, spacing=SP, pid="P1")
-    r = compare(tmp_path / "s0", tmp_path / "s1", tmp_path / "cmp")
+    r = compare(tmp_path / "s0", tmp_path / "s1", tmp_path / "cmp", "model.pt")
     assert r["baseline_ml"] == pytest.approx(ml(t0.sum())) and r["followup_ml"] == pytest.approx(ml(t1.sum()))
     assert r["change_ml"] == pytest.approx(ml(t1.sum() - t0.sum())) and r["patient_check"] == "same DICOM PatientID"
     status = sorted(b["status"] for b in r["bleeds"])
@@ -66,9 +66,9 @@ def test_comparisons_that_mean_nothing_are_refused(tmp_path: Path) -> None:
     write_dicom_series(tmp_path / "a", hu, spacing=SP, pid="P1")
     write_dicom_series(tmp_path / "b", hu, spacing=SP, pid="P2")
     with pytest.raises(InputError, match="different patients"):
-        compare(tmp_path / "a", tmp_path / "b", tmp_path / "c1")
-    assert compare(tmp_path / "a", tmp_path / "b", tmp_path / "c2", force=True)["patient_check"] == "forced"
+        compare(tmp_path / "a", tmp_path / "b", tmp_path / "c1", "model.pt")
+    assert compare(tmp_path / "a", tmp_path / "b", tmp_path / "c2", "model.pt", force=True)["patient_check"] == "forced"
     for k in range(len(hu)):
         write_png(tmp_path / "png" / f"{k}.png", window_hu(hu[k]))
     with pytest.raises(InputError, match="has no volume"):
-        compare(tmp_path / "a", tmp_path / "png", tmp_path / "c3")
+        compare(tmp_path / "a", tmp_path / "png", tmp_path / "c3", "model.pt")
