@@ -206,8 +206,10 @@ def build_loggers(cfg: DictConfig, out_dir: Path, precision: str = "32-true") ->
                 kwargs["group"] = f"{cfg.task_name}/{out_dir.parent.name}"
                 kwargs["name"] = out_dir.name
             kwargs["job_type"] = str(cfg.task_name)
-            kwargs["config"] = table_columns(cfg, precision)
-        loggers.append(hydra.utils.instantiate(lcfg, **kwargs))
+        lg = hydra.utils.instantiate(lcfg, **kwargs)
+        if name == "wandb":  # (instantiate's own first parameter is called config)
+            lg.experiment.config.update(table_columns(cfg, precision), allow_val_change=True)
+        loggers.append(lg)
     return loggers
 
 
@@ -356,6 +358,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             if type(lg).__name__ == "WandbLogger":
                 log_to_wandb(lg, patients, out_dir)
                 lg.experiment.summary.update({k: float(summary[v]) for k, v in WANDB_SUMMARY.items() if v in summary})
+                # again at the end: Lightning's hyperparameter logging replaces "model" with the network's config
+                lg.experiment.config.update(table_columns(cfg, choice.precision), allow_val_change=True)
     for lg in loggers:
         if type(lg).__name__ == "WandbLogger":
             import wandb
