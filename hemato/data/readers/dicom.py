@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,30 @@ def _axial(group: list[_Slice]) -> bool:
     return bool(abs(n[2]) / (np.linalg.norm(n) + 1e-12) > 0.8)
 
 
+def _parse_slice(f: Path, ds: Any) -> _Slice | str:
+    """One file's slice record, or why it is skipped; refuses non-CT and image files
+    without pixels."""
+    if "PixelData" not in ds:
+        sop = str(
+            getattr(ds, "SOPClassUID", "")
+            or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "")
+            or ""
+        )
+        if not sop.startswith(NON_IMAGE_SOP_PREFIXES):  # an image (or unknown) file without pixels
+            raise InputError(f, "DICOM file without pixel data (truncated?)")
+        return f"{f.name}: no image (DICOMDIR, report or presentation state)"
+    modality = str(getattr(ds, "Modality", "") or "")
+    if modality and modality != "CT":
+        raise InputError(f, f"Modality is {modality}, not CT: hemato measures head CT only")
+    iop = _floats(ds.ImageOrientationPatient, 6) if "ImageOrientationPatient" in ds else None
+    ipp = _floats(ds.ImagePositionPatient, 3) if "ImagePositionPatient" in ds else None
+    if ("ImageOrientationPatient" in ds and iop is None) or ("ImagePositionPatient" in ds and ipp is None):
+        raise InputError(f, "malformed ImagePositionPatient/ImageOrientationPatient")
+    image_type = [str(v).upper() for v in (getattr(ds, "ImageType", None) or [])]
+    series = str(getattr(ds, "SeriesInstanceUID", "") or "unknown")
+    return _Slice(f, ds, series, tuple(iop) if iop else None, ipp, "LOCALIZER" in image_type)
+
+
 def _select_series(slices: list[_Slice], folder: Path, series_uid: str | None) -> list[_Slice]:
     groups: dict[tuple, list[_Slice]] = {}
     for s in slices:
@@ -188,34 +213,16 @@ def read_dicom_series(
                 raise InputError(f, f"not a readable DICOM image ({e.__class__.__name__}: {str(e)[:80]})") from None
             skipped.append(f"{f.name}: not DICOM")  # a .txt, a preview.jpg
             continue
-        if "PixelData" not in ds:
-            sop = str(
-                getattr(ds, "SOPClassUID", "")
-                or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "")
-                or ""
-            )
-            if not sop.startswith(NON_IMAGE_SOP_PREFIXES):  # an image (or unknown) file without pixels
-                raise InputError(f, "DICOM file without pixel data (truncated?)")
-            skipped.append(f"{f.name}: no image (DICOMDIR, report or presentation state)")
-            continue
-        modality = str(getattr(ds, "Modality", "") or "")
-        if modality and modality != "CT":
-            raise InputError(f, f"Modality is {modality}, not CT: hemato measures head CT only")
-        iop = _floats(ds.ImageOrientationPatient, 6) if "ImageOrientationPatient" in ds else None
-        ipp = _floats(ds.ImagePositionPatient, 3) if "ImagePositionPatient" in ds else None
-        if ("ImageOrientationPatient" in ds and iop is None) or ("ImagePositionPatient" in ds and ipp is None):
-            raise InputError(f, "malformed ImagePositionPatient/ImageOrientationPatient")
-        image_type = [str(v).upper() for v in (getattr(ds, "ImageType", None) or [])]
-        slices.append(
-            _Slice(
-                f,
-                ds,
-                str(getattr(ds, "SeriesInstanceUID", "") or "unknown"),
-                tuple(iop) if iop else None,
-                ipp,
-                "LOCALIZER" in image_type,
-            )
-        )
+        try:  # pydicom parses elements lazily: a corrupt one raises only when it is read
+            item = _parse_slice(f, ds)
+        except InputError:
+            raise
+        except Exception as e:
+            raise InputError(f, f"not a readable DICOM image ({e.__class__.__name__}: {str(e)[:80]})") from None
+        if isinstance(item, str):
+            skipped.append(item)
+        else:
+            slices.append(item)
     if not slices:
         raise InputError(folder, f"no DICOM images in the folder ({len(skipped)} other files)")
     group = _select_series(slices, folder, series_uid)
@@ -240,9 +247,14 @@ def read_dicom_series(
             ) from None
         if arr.ndim != 2:
             raise InputError(s.path, f"expected one 2D slice per file, got shape {arr.shape}")
-        slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
-        intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
-        sp = _floats(getattr(ds, "PixelSpacing", None) or (), 2)
+        try:  # lazily parsed elements of a corrupt file raise only here
+            slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
+            intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
+            sp = _floats(getattr(ds, "PixelSpacing", None) or (), 2)
+        except Exception as e:
+            raise InputError(
+                s.path, f"unreadable rescale or spacing values ({e.__class__.__name__}: {str(e)[:80]})"
+            ) from None
         spacings.add(tuple(sp) if sp else ())
         if not all(np.isfinite(v) for v in [slope, intercept, *(sp or []), *(s.ipp or []), *(s.iop or [])]):
             raise InputError(s.path, "non-finite geometry or rescale values")
@@ -260,8 +272,10 @@ def read_dicom_series(
     modality = str(getattr(group[0].ds, "Modality", "") or "") or None
 
     have_pos = all(s.ipp is not None and s.iop is not None for s in group)
-    pid = str(getattr(group[0].ds, "PatientID", "") or "")
-    import hashlib
+    try:
+        pid = str(getattr(group[0].ds, "PatientID", "") or "")
+    except Exception:
+        pid = ""
 
     geo: dict[str, Any] = {
         "series_uid": group[0].series,
