@@ -24,9 +24,9 @@ Identifying tags are read by nobody here: only geometry and pixel data leave thi
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-import hashlib
 from pathlib import Path
 from typing import Any
 
