@@ -58,6 +58,13 @@ def probe_train_speed(
     Each precision gets one warm-up step and ``steps`` timed steps of RMSprop on random
     (batch_size, 1, input_size, input_size) inputs. Returns ``{"fp32": s/s, "bf16": s/s}``.
     """
+    with torch.random.fork_rng():  # the probe must not move the run's random state
+        return _probe(make_net, input_size, batch_size, steps, channels_last)
+
+
+def _probe(
+    make_net: Callable[[], torch.nn.Module], input_size: int, batch_size: int, steps: int, channels_last: bool
+) -> dict[str, float]:
     out: dict[str, float] = {}
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     g = torch.Generator().manual_seed(0)

@@ -922,6 +922,7 @@ def main(argv: list[str] | None = None) -> int:
             series_uid=a.series,
             precision=a.precision,
             dicom_seg=a.dicom_seg,
+            manifest_patient=a.patient,
         )
     except InputError as e:
         print(f"hemato.predict: error: {e}", file=sys.stderr)

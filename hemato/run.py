@@ -128,10 +128,15 @@ def describe_data(cfg: DictConfig) -> str:
     return f"{choice or 'manifest'} ({Path(str(where)).parent.name}{fold})"
 
 
-def resolve_precision(cfg: DictConfig) -> PrecisionChoice:
+def resolve_precision(cfg: DictConfig, resumed_from: dict[str, Any] | None = None) -> PrecisionChoice:
     """``trainer.precision`` for this machine (``auto``: see ``hemato.precision``); the probe
-    trains the configured network at the configured input size for a few steps."""
+    trains the configured network at the configured input size for a few steps. A resumed
+    run keeps the precision it started with (``resumed_from``: its earlier provenance), so
+    resuming gives the uninterrupted run's result."""
     from hemato.models.registry import build_model
+
+    if resumed_from and str(cfg.trainer.get("precision")) == "auto" and resumed_from.get("precision"):
+        return PrecisionChoice(resumed_from["precision"]["precision"], "resumed run: the precision it started with")
 
     model_kwargs = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
     size = int(cfg.data.input_size)
@@ -218,6 +223,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     t0 = time.time()
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    earlier = None
+    if cfg.get("ckpt_path") and (out_dir / "provenance.json").is_file():
+        earlier = json.loads((out_dir / "provenance.json").read_text())
     set_threads(cfg.get("threads") or cpu_threads_per_process(cfg))
     L.seed_everything(cfg.seed, workers=True)
     write_atomic(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
@@ -253,7 +261,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         input_size=cfg.data.input_size,
         contract=contract,
     )
-    choice = resolve_precision(cfg)
+    choice = resolve_precision(cfg, earlier)
     say(f"[hemato] precision {choice.precision}: {choice.reason}")
     prov = provenance(cfg)
     prov["precision"] = choice.as_dict()

@@ -38,9 +38,14 @@ def _test_metrics(run_dir: Path) -> dict:
 
 
 def test_same_seed_gives_identical_metrics(tmp_path: Path) -> None:
+    # same seed + same precision (auto measures, so the test names one: the machine's fastest
+    # native choice would do as well)
     for name in ("a", "b"):
         proc = subprocess.run(
-            _cmd(tmp_path, tmp_path / name, "trainer.max_epochs=2"), capture_output=True, text=True, timeout=600
+            _cmd(tmp_path, tmp_path / name, "trainer.max_epochs=2", "trainer.precision=32-true"),
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         assert proc.returncode == 0, proc.stderr[-2000:]
     a, b = _test_metrics(tmp_path / "a"), _test_metrics(tmp_path / "b")
