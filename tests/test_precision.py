@@ -58,3 +58,22 @@ def test_config_check_refuses_bf16_only_without_native_bf16(monkeypatch: pytest.
         cc.check_config(cfg)
     monkeypatch.setattr(cc, "native_bf16", lambda: True)
     cc.check_config(cfg)
+
+
+def test_a_resumed_run_keeps_the_precision_it_started_with() -> None:
+    from omegaconf import OmegaConf
+
+    from hemato.run import resolve_precision
+
+    cfg = OmegaConf.create(
+        {
+            "trainer": {"precision": "auto", "accelerator": "cpu"},
+            "model": {"name": "unet"},
+            "data": {"input_size": 32, "batch_size": 2},
+        }
+    )
+    earlier = {"precision": {"precision": "32-true", "reason": "probe"}}
+    c = resolve_precision(cfg, earlier)
+    assert c.precision == "32-true" and "resumed run" in c.reason
+    cfg.trainer.precision = "bf16-mixed"  # an explicit setting always wins
+    assert resolve_precision(cfg, earlier).precision == "bf16-mixed"

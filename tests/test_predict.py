@@ -172,7 +172,9 @@ def test_onnx_export_gives_the_same_numbers(checkpoint: Path, tmp_path: Path, on
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    a = predict(checkpoint, one_patient, tmp_path / "a", spacing=(0.45, 0.45), thickness=5.0, crop=False)
+    a = predict(
+        checkpoint, one_patient, tmp_path / "a", spacing=(0.45, 0.45), thickness=5.0, crop=False, precision="32"
+    )  # ONNX runs fp32
     b = predict(tmp_path / "m.onnx", one_patient, tmp_path / "b", spacing=(0.45, 0.45), thickness=5.0)
     assert b["model"]["format"] == "onnx"
     assert b["inference"]["crop_to_head"] is False  # a fixed-size ONNX graph sees full frames

@@ -55,7 +55,7 @@ def test_same_seed_gives_identical_metrics(tmp_path: Path) -> None:
 
 
 def test_killed_run_resumes_to_the_same_result(tmp_path: Path) -> None:
-    epochs = ["trainer.max_epochs=4"]
+    epochs = ["trainer.max_epochs=4", "trainer.precision=32-true"]  # fresh runs probe precision=auto independently
     full = subprocess.run(_cmd(tmp_path, tmp_path / "full", *epochs), capture_output=True, text=True, timeout=600)
     assert full.returncode == 0, full.stderr[-2000:]
     # start the same run, kill it (SIGKILL, no clean-up) once the epoch-1 checkpoint exists
