@@ -98,6 +98,7 @@ def load_model(
         ident.update({"format": "onnx", "model": json.loads(meta["hemato_model"]), "input_size": size})
         con = contract_from(json.loads(meta["hemato_contract"]) if "hemato_contract" in meta else None, size, 0.5)
         ident["contract"] = con.as_dict()
+        ident["precision"] = {"precision": "32-true", "reason": "ONNX runs in fp32"}
         return LoadedModel(onnx_forward(sess), size, ident, contract=con)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -107,7 +108,8 @@ def load_model(
             f"not a loadable checkpoint, or it holds code/objects that are refused ({e.__class__.__name__}: {str(e)[:120]})",
         ) from None
     if isinstance(ckpt, dict) and ckpt.get("format") == "hemato-weights/1":
-        return _with_precision(_load_packed(path, ckpt, ident, device, channels_last), precision, device, channels_last)
+        nets, con = _load_packed(path, ckpt, ident)
+        return _torch_model(nets, con, ident, device, channels_last, precision)
     hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     if not isinstance(hp, dict) or not isinstance(hp.get("model"), dict) or hp["model"].get("name") not in available():
         raise InputError(path, "not a hemato model checkpoint (no hemato model configuration)")
@@ -123,25 +125,17 @@ def load_model(
         raise InputError(path, f"weights do not fit the model configuration ({str(e)[:120]})") from None
     con = contract_from(hp.get("contract"), size, float(hp.get("threshold", 0.5)))
     ident.update({"format": "lightning-checkpoint", "model": kwargs, "input_size": size, "contract": con.as_dict()})
-    if channels_last is None:
-        channels_last = str(device).startswith("cpu")
-    return _with_precision(
-        LoadedModel(torch_forward(net, device, channels_last, fold_bn=True), size, ident, net, con),
-        precision,
-        device,
-        channels_last,
-    )
+    return _torch_model([net], con, ident, device, channels_last, precision)
 
 
-def _with_precision(model: LoadedModel, precision: str, device: str, channels_last: bool | None) -> LoadedModel:
-    """Rebuild the forward in bf16 when ``precision`` asks for it (``auto``: by capability
-    and a probe, ``hemato.precision``); record the choice in ``identity["precision"]``."""
-    from hemato.precision import choose_precision, native_bf16, probe_inference_speed
+def _precision_request(precision: str, device: str) -> str:
+    """``--precision`` as a Lightning-style request; bf16 on a CPU without native bf16 is
+    refused (emulated bf16 is much slower). On a GPU, predict's ``auto`` is fp32."""
+    from hemato.precision import native_bf16
 
     req = {"32": "32-true", "fp32": "32-true", "bf16": "bf16-mixed", "auto": "auto"}.get(str(precision))
     if req is None:
         raise InputError(Path(str(precision)), "--precision must be auto, 32 or bf16")
-    nets = model.identity.pop("_nets", None) or ([model.net] if model.net is not None else [])
     if not str(device).startswith("cpu") and req == "auto":
         req = "32-true"
     if req == "bf16-mixed" and str(device).startswith("cpu") and not native_bf16():
@@ -149,40 +143,57 @@ def _with_precision(model: LoadedModel, precision: str, device: str, channels_la
             Path("bf16"),
             "--precision bf16 on a CPU without native bf16 (AVX512-BF16/AMX-BF16): emulated bf16 is much slower; use auto or 32",
         )
-    if not nets:  # ONNX
-        model.identity["precision"] = {"precision": "32-true", "reason": "ONNX runs in fp32"}
-        return model
-    cl = str(device).startswith("cpu") if channels_last is None else channels_last
-
-    def build(bf16: bool) -> Forward:
-        fwds = [torch_forward(n, device, cl, fold_bn=True, bf16=bf16) for n in nets]
-        if len(fwds) == 1:
-            return fwds[0]
-
-        def ens(x: torch.Tensor) -> torch.Tensor:
-            return torch.logit(torch.stack([torch.sigmoid(f(x)) for f in fwds]).mean(0), eps=1e-6)
-
-        ens.size_divisor = fwds[0].size_divisor  # type: ignore[attr-defined]
-        return ens
-
-    fwd16: Forward | None = None
-
-    def probe() -> dict[str, float]:
-        nonlocal fwd16
-        fwd16 = build(True)
-        return probe_inference_speed(model.forward, fwd16, model.input_size)
-
-    choice = choose_precision(req, "cpu" if str(device).startswith("cpu") else "gpu", probe)
-    model.identity["precision"] = choice.as_dict()
-    if choice.precision == "bf16-mixed":
-        model.forward = fwd16 or build(True)
-    return model
+    return req
 
 
-def _load_packed(
-    path: Path, blob: dict[str, Any], ident: dict[str, Any], device: str, channels_last: bool | None
+def _ensemble(nets: list[torch.nn.Module], device: str, channels_last: bool, bf16: bool) -> Forward:
+    """One forward for one network, or the mean of several networks' probabilities (as logits)."""
+    fwds = [torch_forward(n, device, channels_last, fold_bn=True, bf16=bf16) for n in nets]
+    if len(fwds) == 1:
+        return fwds[0]
+
+    def ens(x: torch.Tensor) -> torch.Tensor:
+        return torch.logit(torch.stack([torch.sigmoid(f(x)) for f in fwds]).mean(0), eps=1e-6)
+
+    ens.size_divisor = fwds[0].size_divisor  # type: ignore[attr-defined]
+    return ens
+
+
+def _torch_model(
+    nets: list[torch.nn.Module],
+    con: Contract,
+    ident: dict[str, Any],
+    device: str,
+    channels_last: bool | None,
+    precision: str,
 ) -> LoadedModel:
-    """A ``hemato.weights`` file: one network or an ensemble (mean of member probabilities)."""
+    """The loaded torch network(s) with their forward at the chosen precision (``auto``: by
+    capability and a probe, ``hemato.precision``); the choice goes to ``identity["precision"]``.
+    Each precision's forward is built once, only if needed."""
+    from hemato.precision import choose_precision, probe_inference_speed
+
+    req = _precision_request(precision, device)
+    cl = str(device).startswith("cpu") if channels_last is None else channels_last
+    built: dict[bool, Forward] = {}
+
+    def forward(bf16: bool) -> Forward:
+        if bf16 not in built:
+            built[bf16] = _ensemble(nets, device, cl, bf16)
+        return built[bf16]
+
+    choice = choose_precision(
+        req,
+        "cpu" if str(device).startswith("cpu") else "gpu",
+        lambda: probe_inference_speed(forward(False), forward(True), con.input_size),
+    )
+    ident["precision"] = choice.as_dict()
+    return LoadedModel(
+        forward(choice.precision == "bf16-mixed"), con.input_size, ident, nets[0] if len(nets) == 1 else None, con
+    )
+
+
+def _load_packed(path: Path, blob: dict[str, Any], ident: dict[str, Any]) -> tuple[list[torch.nn.Module], Contract]:
+    """A ``hemato.weights`` file's networks (one, or an ensemble's members) and contract."""
     cfg = blob.get("model")
     if not isinstance(cfg, dict) or cfg.get("name") not in available() or not blob.get("members"):
         raise InputError(path, "hemato weights file without a known network or members")
@@ -190,9 +201,7 @@ def _load_packed(
         con = Contract.from_dict(blob["contract"])
     except (TypeError, ValueError) as e:
         raise InputError(path, f"bad model contract ({e})") from None
-    if channels_last is None:
-        channels_last = str(device).startswith("cpu")
-    nets, fwds = [], []
+    nets = []
     for state in blob["members"]:
         net = build_model(**cfg)
         try:
@@ -200,16 +209,6 @@ def _load_packed(
         except RuntimeError as e:
             raise InputError(path, f"weights do not fit the model configuration ({str(e)[:120]})") from None
         nets.append(net)
-        fwds.append(torch_forward(net, device, channels_last, fold_bn=True))
-
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        if len(fwds) == 1:
-            return fwds[0](x)
-        p = torch.stack([torch.sigmoid(f(x)) for f in fwds]).mean(0)
-        return torch.logit(p, eps=1e-6)
-
-    forward.size_divisor = fwds[0].size_divisor  # type: ignore[attr-defined]
-    ident["_nets"] = nets
     ident.update(
         {
             "format": "hemato-weights",
@@ -220,7 +219,7 @@ def _load_packed(
             "provenance": blob.get("provenance", {}),
         }
     )
-    return LoadedModel(forward, con.input_size, ident, nets[0] if len(nets) == 1 else None, con)
+    return nets, con
 
 
 def contract_from(stored: dict[str, Any] | None, input_size: int, threshold: float) -> Contract:
@@ -876,23 +875,22 @@ def main(argv: list[str] | None = None) -> int:
         "--keep-names", action="store_true", help="report the input's own name and path instead of a pseudonym"
     )
     a = ap.parse_args(argv)
+    # the options every scan is predicted with, alone or in a cohort
+    common = {
+        "keep_names": a.keep_names,
+        "spacing": a.spacing,
+        "thickness": a.thickness,
+        "device": a.device,
+        "tta": a.tta,
+        "batch_size": a.batch_size,
+        "crop": not a.no_crop,
+        "threads": a.threads,
+        "intensity": a.intensity,
+        "precision": a.precision,
+    }
     if a.input_dir:
         try:
-            t = predict_cohort(
-                a.checkpoint,
-                a.input_dir,
-                a.output,
-                keep_names=a.keep_names,
-                spacing=a.spacing,
-                thickness=a.thickness,
-                device=a.device,
-                tta=a.tta,
-                batch_size=a.batch_size,
-                crop=not a.no_crop,
-                threads=a.threads,
-                intensity=a.intensity,
-                precision=a.precision,
-            )
+            t = predict_cohort(a.checkpoint, a.input_dir, a.output, **common)
         except InputError as e:
             print(f"hemato.predict: error: {e}", file=sys.stderr)
             return 2
@@ -908,21 +906,12 @@ def main(argv: list[str] | None = None) -> int:
             a.checkpoint,
             a.input,
             a.output,
-            a.spacing,
-            a.thickness,
-            a.device,
-            a.tta,
-            a.batch_size,
             patient_id=a.patient_id,
             progress=True,
-            keep_names=a.keep_names,
-            crop=not a.no_crop,
-            threads=a.threads,
-            intensity=a.intensity,
             series_uid=a.series,
-            precision=a.precision,
             dicom_seg=a.dicom_seg,
             manifest_patient=a.patient,
+            **common,
         )
     except InputError as e:
         print(f"hemato.predict: error: {e}", file=sys.stderr)
