@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.browser import headless_chromium, needs_chromium
 from tests.test_run import TINY
 
 pytestmark = pytest.mark.slow
@@ -191,34 +192,11 @@ def test_notebook_executes(sweeps: Path, tmp_path: Path) -> None:
     assert any("table1" in str(o.get("data", {})) or "Table 1" in str(o.get("data", {})) for o in outputs)
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
-@pytest.mark.skipif(
-    _chromium() is None or shutil.which("chromedriver") is None,
-    reason="headless Chromium/chromedriver not installed (apt-get install chromium chromium-driver)",
-)
+@needs_chromium
 def test_report_html_in_headless_chromium(report: Path) -> None:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = _chromium()
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--disable-sync",
-    ):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(options=opts, service=Service(shutil.which("chromedriver")))
-    try:
+    with headless_chromium() as driver:
         driver.get((report / "report.html").as_uri())
         tables = driver.find_elements(By.CSS_SELECTOR, "table")
         assert len(tables) >= len(TABLES)
@@ -229,5 +207,3 @@ def test_report_html_in_headless_chromium(report: Path) -> None:
         assert len(imgs) == len(summary["figures"])
         for img in imgs:  # decoded and laid out by the browser
             assert driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img)
-    finally:
-        driver.quit()

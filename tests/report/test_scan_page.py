@@ -3,18 +3,14 @@ volume and per-bleed numbers present, every overlay decoded, no console errors."
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 import hemato.predict as P
+from tests.browser import headless_chromium, needs_chromium
 from tests.data.files import write_dicom_series
 from tests.test_predict_trust import SP, head, ml, threshold_network  # noqa: F401  (autouse fixture)
-
-
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
 def test_page_is_self_contained(tmp_path: Path) -> None:
@@ -27,32 +23,14 @@ def test_page_is_self_contained(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    _chromium() is None or shutil.which("chromedriver") is None,
-    reason="headless Chromium/chromedriver not installed (apt-get install chromium chromium-driver)",
-)
+@needs_chromium
 def test_page_in_headless_chromium(tmp_path: Path) -> None:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
     hu, truth = head()
     write_dicom_series(tmp_path / "dcm", hu, spacing=SP)
     r = P.predict("model.pt", tmp_path / "dcm", tmp_path / "out")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = _chromium()
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--no-first-run",
-    ):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=opts, service=Service(shutil.which("chromedriver")))
-    try:
+    with headless_chromium() as driver:
         driver.get((tmp_path / "out" / "report.html").as_uri())
         assert driver.find_element(By.ID, "volume").text == f"{ml(truth.sum()):.2f} ml"
         assert "ABC/2 total" in driver.find_element(By.ID, "abc2").text
@@ -65,5 +43,3 @@ def test_page_in_headless_chromium(tmp_path: Path) -> None:
         assert "DICOM slice positions" in driver.find_element(By.ID, "geometry").text
         severe = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
         assert not severe, severe
-    finally:
-        driver.quit()
