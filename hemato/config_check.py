@@ -94,5 +94,12 @@ def check_config(cfg: DictConfig) -> None:
             problems.append(f"ckpt_path={ck} does not exist")
     if cfg.get("select", "best") not in ("best", "last"):
         problems.append(f"select={cfg.get('select')!r} must be best or last")
+    context = cfg.data.get("context", 0)
+    if not isinstance(context, int) or context < 0:
+        problems.append(f"data.context={context!r} must be an integer >= 0")
+    elif int(cfg.model.get("in_channels", 1)) != 2 * context + 1:
+        problems.append(
+            f"model.in_channels={cfg.model.in_channels} but data.context={context} feeds {2 * context + 1} channels (leave model.in_channels at its default)"
+        )
     if problems:
         raise ConfigError("; ".join(problems))

@@ -38,6 +38,10 @@ class Contract:
             in-plane orientation); ``radiological`` / ``ctich`` = the one it was trained on.
         crop_to_head: run the network on the head's bounding box only.
         trained_on: the training data, in words (reports print it).
+        context: neighbouring slices on each side given to the network as extra input
+            channels (2.5D; 0 = one slice, the paper's 2D input). The network takes
+            ``2 * context + 1`` channels: slices z-context..z+context of the scan's slice
+            order, the first / last slice repeated at the ends.
     """
 
     input_size: int
@@ -48,6 +52,7 @@ class Contract:
     orientation: str = "any"
     crop_to_head: bool = True
     trained_on: str = "unknown"
+    context: int = 0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.input_size, int) and self.input_size > 0 and self.input_size % 32 == 0):
@@ -58,6 +63,8 @@ class Contract:
             raise ValueError(f"window_width must be positive HU, got {self.window_width}")
         if self.min_component_px < 0:
             raise ValueError(f"min_component_px must be >= 0, got {self.min_component_px}")
+        if not (isinstance(self.context, int) and self.context >= 0):
+            raise ValueError(f"context must be an integer >= 0, got {self.context!r}")
         if self.orientation not in ORIENTATIONS:
             raise ValueError(f"orientation must be one of {ORIENTATIONS}, got {self.orientation!r}")
 
@@ -125,6 +132,7 @@ def segment(
         crop=crop,
         channels_last=channels_last,
         fold_bn=fold_bn,
+        context=contract.context,
     )
     return probs, postprocess(probs, contract)
 

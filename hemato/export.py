@@ -20,14 +20,14 @@ import torch
 from hemato.data.readers.errors import InputError
 
 
-def export_network(net: torch.nn.Module, size: int, output: str | Path, opset: int = 17) -> None:
-    """Trace ``net`` (eval mode) to ONNX: input ``image`` (batch, 1, size, size), output
-    ``logits``, batch dimension dynamic."""
+def export_network(net: torch.nn.Module, size: int, output: str | Path, opset: int = 17, in_channels: int = 1) -> None:
+    """Trace ``net`` (eval mode) to ONNX: input ``image`` (batch, in_channels, size, size),
+    output ``logits``, batch dimension dynamic."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about the Python size check
         torch.onnx.export(
             net.eval(),
-            torch.zeros(1, 1, size, size),
+            torch.zeros(1, in_channels, size, size),
             str(output),
             input_names=["image"],
             output_names=["logits"],
@@ -48,7 +48,7 @@ def export_onnx(checkpoint: str | Path, output: str | Path, opset: int = 17) -> 
         raise InputError(checkpoint, "export needs a hemato .ckpt")
     size = model.input_size
     output = Path(output)
-    export_network(model.net, size, output, opset)
+    export_network(model.net, size, output, opset, in_channels=2 * model.contract.context + 1)
     proto = onnx.load(str(output))
     for k, v in {
         "hemato_model": json.dumps(model.identity["model"]),

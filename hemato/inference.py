@@ -161,6 +161,13 @@ def _grid_range(lo: int, hi: int, native: int, size: int, margin: int, divisor: 
     return a, a + length
 
 
+def neighbour_index(z: int, n: int, context: int) -> list[int]:
+    """Slice numbers z-context..z+context of a stack of ``n`` slices, clamped to [0, n-1]
+    (the end slices repeated): the 2.5D input channels of slice ``z``, in training as in
+    prediction."""
+    return [min(max(z + d, 0), n - 1) for d in range(-context, context + 1)]
+
+
 def predict_probabilities(
     net: torch.nn.Module | Forward,
     images: np.ndarray,
@@ -173,6 +180,7 @@ def predict_probabilities(
     channels_last: bool = False,
     margin: int = 8,
     fold_bn: bool = False,
+    context: int = 0,
 ) -> np.ndarray:
     """Probabilities (Z, H, W) float32 for a stack of windowed uint8 slices (Z, H, W).
 
@@ -182,6 +190,8 @@ def predict_probabilities(
     network on the head's box only (``margin`` network pixels around it) and skips slices
     without head (module docstring); it needs a network that takes any size that is a
     multiple of its ``size_divisor`` (every hemato torch network; not a fixed-size ONNX).
+    ``context`` > 0 feeds each slice with its ``context`` neighbours on each side as
+    channels (B, 2 * context + 1, S, S), ends repeated (:func:`neighbour_index`).
     """
     if images.ndim != 3:
         raise ValueError(f"images must be (Z, H, W), got {images.shape}")
@@ -207,11 +217,18 @@ def predict_probabilities(
         from tqdm import tqdm
 
         starts = tqdm(starts, desc="slices", unit="batch", total=len(starts))
+    resized: dict[int, np.ndarray] = {}  # each slice resized once, also when it is a neighbour
+
+    def small(k: int) -> np.ndarray:
+        if k not in resized:
+            resized[k] = resize_slice(images[k], input_size)[ya:yb, xa:xb]
+        return resized[k]
+
     with torch.inference_mode():
         for start in starts:
             idx = todo[start : start + batch_size]
-            full = np.stack([resize_slice(images[k], input_size) for k in idx])
-            x = torch.from_numpy(full[:, ya:yb, xa:xb].astype(np.float32) / 255.0)[:, None]
+            full = np.stack([[small(j) for j in neighbour_index(k, z, context)] for k in idx])
+            x = torch.from_numpy(full.astype(np.float32) / 255.0)
             p = torch.sigmoid(fwd(x))
             if tta:
                 p = (p + torch.sigmoid(fwd(x.flip(-1))).flip(-1) + torch.sigmoid(fwd(x.flip(-2))).flip(-2)) / 3.0

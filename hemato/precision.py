@@ -52,23 +52,29 @@ def probe_train_speed(
     batch_size: int = 4,
     steps: int = 2,
     channels_last: bool = True,
+    in_channels: int = 1,
 ) -> dict[str, float]:
     """Training slices/s of a fresh network in fp32 and in bf16 autocast (CPU).
 
     Each precision gets one warm-up step and ``steps`` timed steps of RMSprop on random
-    (batch_size, 1, input_size, input_size) inputs. Returns ``{"fp32": s/s, "bf16": s/s}``.
+    (batch_size, in_channels, input_size, input_size) inputs. Returns ``{"fp32": s/s, "bf16": s/s}``.
     """
     with torch.random.fork_rng():  # the probe must not move the run's random state
-        return _probe(make_net, input_size, batch_size, steps, channels_last)
+        return _probe(make_net, input_size, batch_size, steps, channels_last, in_channels)
 
 
 def _probe(
-    make_net: Callable[[], torch.nn.Module], input_size: int, batch_size: int, steps: int, channels_last: bool
+    make_net: Callable[[], torch.nn.Module],
+    input_size: int,
+    batch_size: int,
+    steps: int,
+    channels_last: bool,
+    in_channels: int = 1,
 ) -> dict[str, float]:
     out: dict[str, float] = {}
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     g = torch.Generator().manual_seed(0)
-    x = torch.rand(batch_size, 1, input_size, input_size, generator=g).contiguous(memory_format=fmt)
+    x = torch.rand(batch_size, in_channels, input_size, input_size, generator=g).contiguous(memory_format=fmt)
     y = (torch.rand(batch_size, 1, input_size, input_size, generator=g) > 0.9).float()
 
     def step(net: torch.nn.Module, opt: torch.optim.Optimizer, bf16: bool) -> None:
@@ -132,9 +138,11 @@ def probe_inference_speed(
     input_size: int,
     batch_size: int = 4,
     steps: int = 2,
+    in_channels: int = 1,
 ) -> dict[str, float]:
-    """Inference slices/s of two forward functions (fp32 and bf16) on random inputs."""
-    x = torch.rand(batch_size, 1, input_size, input_size, generator=torch.Generator().manual_seed(0))
+    """Inference slices/s of two forward functions (fp32 and bf16) on random
+    (batch_size, in_channels, input_size, input_size) inputs."""
+    x = torch.rand(batch_size, in_channels, input_size, input_size, generator=torch.Generator().manual_seed(0))
     out = {}
     for name, f in (("fp32", fwd32), ("bf16", fwd16)):
         f(x)

@@ -184,7 +184,7 @@ def _torch_model(
     choice = choose_precision(
         req,
         "cpu" if str(device).startswith("cpu") else "gpu",
-        lambda: probe_inference_speed(forward(False), forward(True), con.input_size),
+        lambda: probe_inference_speed(forward(False), forward(True), con.input_size, in_channels=2 * con.context + 1),
     )
     ident["precision"] = choice.as_dict()
     return LoadedModel(

@@ -40,6 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = str(ROOT / "conf")
 if not OmegaConf.has_resolver("hemato_root"):
     OmegaConf.register_new_resolver("hemato_root", lambda: str(ROOT))  # the project folder
+if not OmegaConf.has_resolver("hemato_channels"):  # network input channels of a 2.5D context
+    OmegaConf.register_new_resolver("hemato_channels", lambda context: 2 * int(context) + 1)
 
 SUMMARY_KEYS = (
     ("dice_patient", "Dice (per patient, 3D)"),
@@ -142,7 +144,12 @@ def resolve_precision(cfg: DictConfig, resumed_from: dict[str, Any] | None = Non
     size = int(cfg.data.input_size)
 
     def probe() -> dict[str, float]:
-        return probe_train_speed(lambda: build_model(**model_kwargs), size, batch_size=min(4, int(cfg.data.batch_size)))
+        return probe_train_speed(
+            lambda: build_model(**model_kwargs),
+            size,
+            batch_size=min(4, int(cfg.data.batch_size)),
+            in_channels=int(model_kwargs.get("in_channels", 1)),
+        )
 
     return choose_precision(cfg.trainer.get("precision", "32-true"), str(cfg.trainer.get("accelerator", "cpu")), probe)
 

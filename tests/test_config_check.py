@@ -43,11 +43,22 @@ def test_shipped_configs_are_valid(exp: str, model: str) -> None:
         ("data.split_file=/nonexistent/split.json", "does not exist"),
         ("data=manifest data.manifest=/nonexistent/slices.csv", "data.manifest"),
         ("data=manifest", "data.manifest=/path/to/slices.csv"),
+        ("data.context=1 model.in_channels=1", "model.in_channels=1 but data.context=1 feeds 3 channels"),
+        ("data.context=-1", "data.context=-1"),
     ],
 )
 def test_bad_values_are_named(override: str, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
         check_config(cfg(*override.split()))
+
+
+def test_context_sets_the_network_channels_and_the_contract() -> None:
+    c = cfg("experiment=ctich", "model=unet")
+    check_config(c)
+    assert c.data.context == 1 and c.model.in_channels == 3 and c.task.contract.context == 1
+    c = cfg("data.context=2")
+    assert c.model.in_channels == 5 and c.task.contract.context == 2
+    assert cfg().model.in_channels == 1  # the paper's 2D input by default
 
 
 def test_cli_exits_with_one_line(tmp_path: Path) -> None:

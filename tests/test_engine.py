@@ -77,3 +77,40 @@ def test_confidence_flags_a_threshold_dependent_mask() -> None:
     assert c["unsure"] and c["relative_spread"] == pytest.approx((400 - 64) / 64)
     faint = np.full((1, 32, 32), 0.35, np.float32)  # nothing at 0.5, everything at 0.3
     assert confidence(faint, Contract(input_size=32))["unsure"]
+
+
+def test_context_gives_the_network_the_same_neighbour_channels_as_training() -> None:
+    """2.5D: the engine feeds slice z with slices z-1, z, z+1 (ends repeated), exactly the
+    channels the training dataset gives the same slice."""
+    from hemato.data.datamodule import SliceDataset
+    from hemato.data.records import VolumeRecord
+    from hemato.inference import neighbour_index
+
+    assert neighbour_index(0, 4, 1) == [0, 0, 1] and neighbour_index(3, 4, 1) == [2, 3, 3]
+    assert neighbour_index(2, 5, 2) == [0, 1, 2, 3, 4] and neighbour_index(1, 3, 0) == [1]
+
+    class Recorder(torch.nn.Module):
+        size_divisor = 32
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[torch.Tensor] = []
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.seen.append(x.clone())
+            return (x[:, 2:3] - x[:, 0:1]) * 40.0  # positive where the next slice is brighter
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (4, 64, 64), dtype=np.uint8)
+    net = Recorder()
+    c = Contract(input_size=64, context=1, crop_to_head=False)
+    probs, _ = segment(net, img, c, batch_size=8)
+    x = torch.cat(net.seen)
+    assert x.shape == (4, 3, 64, 64)
+    ds = SliceDataset([VolumeRecord("p", img, None, None, None)], [0], 64, context=1)
+    for z in range(4):
+        assert torch.equal(ds[z]["image"], x[z])  # training and prediction: the same channels
+    expected = 1 / (1 + np.exp(-(img[[1, 2, 3, 3]].astype(float) - img[[0, 0, 1, 2]]) / 255 * 40))
+    assert np.allclose(probs, expected, atol=1e-5)
+    with pytest.raises(ValueError, match="context"):
+        Contract(input_size=64, context=-1)

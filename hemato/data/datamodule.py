@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from hemato.data.records import DataSource, VolumeRecord
 from hemato.data.transforms import resize_mask, resize_slice
+from hemato.inference import neighbour_index
 
 
 class SplitLeakageError(RuntimeError):
@@ -197,7 +198,9 @@ class EpochSampler(Sampler):
 class SliceDataset(Dataset):
     """All slices of some patients, resized to ``input_size`` and cached as uint8.
 
-    Item: ``image`` (1, S, S) float32 in [0, 1], ``mask`` (1, S, S) float32 {0, 1},
+    Item: ``image`` (C, S, S) float32 in [0, 1] with C = 2 * ``context`` + 1 (the slice and
+    its ``context`` neighbours on each side, as the engine feeds them), ``mask`` (1, S, S)
+    float32 {0, 1},
     ``patient`` int (index into the datamodule's patient list), ``slice_index`` int,
     ``pixel_area_mm2`` float (native), ``thickness_mm`` float, and with ``native=True``
     ``native_mask`` (H, W) bool tensor.
@@ -211,16 +214,23 @@ class SliceDataset(Dataset):
         transform: A.Compose | None = None,
         native: bool = False,
         aug_seed: int = 0,
+        context: int = 0,
     ) -> None:
+        if context < 0:
+            raise ValueError(f"context must be >= 0, got {context}")
+        self.context = int(context)
         self.records = records
         self.aug_seed = int(aug_seed)
         self.transform = transform
         self.native = native
         self.items: list[tuple[int, int]] = []  # (record position, z)
+        self.channels: list[list[int]] = []  # per item: cache rows of its input channels
         images, masks = [], []
         for pos, rec in enumerate(records):
+            first = len(self.items)
             for z in range(rec.n_slices):
                 self.items.append((pos, z))
+                self.channels.append([first + j for j in neighbour_index(z, rec.n_slices, self.context)])
                 images.append(resize_slice(rec.image[z], input_size))
                 m = rec.mask[z] if rec.mask is not None else np.zeros(rec.image.shape[1:], bool)
                 masks.append(resize_mask(m, input_size))
@@ -240,14 +250,16 @@ class SliceDataset(Dataset):
         epoch, i = key if isinstance(key, tuple) else (None, key)
         pos, z = self.items[i]
         rec = self.records[pos]
-        image, mask = self.images[i], self.masks[i].astype(np.uint8)
+        image = self.images[i] if self.context == 0 else np.stack(self.images[self.channels[i]], axis=-1)
+        mask = self.masks[i].astype(np.uint8)
         if self.transform is not None:
             if epoch is not None:  # reproducible per (seed, epoch, slice), see EpochSampler
                 self.transform.set_random_seed(self.aug_seed * 1_000_003 + epoch * 100_003 + i)
             out = self.transform(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
+        image = image[None] if image.ndim == 2 else np.moveaxis(image, -1, 0)  # (C, S, S)
         item = {
-            "image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32) / 255.0)[None],
+            "image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32) / 255.0),
             "mask": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None],
             "patient": self.patient_index[pos],
             "slice_index": int(rec.slice_index[z]),
@@ -294,6 +306,9 @@ class HematomaDataModule(L.LightningDataModule):
         pin_memory: page-locked batches for fast host-to-GPU copies; ``None`` = when CUDA
             is available.
         split_file: reuse a split written by an earlier run instead of drawing one.
+        context: 2.5D input: each slice comes with ``context`` neighbouring slices on each
+            side as extra channels (the network then takes ``2 * context + 1``; the model
+            config reads it: ``in_channels: ${hemato_channels:${data.context}}``).
         folds, fold: cross-validation (``cv_split``): ``folds`` patient-level folds stratified
             by bleed / no bleed, seeded by ``split_seed``; fold ``fold`` is the test set and
             ``val_fraction`` of the rest validates. ``test_fraction`` is then unused.
@@ -318,8 +333,10 @@ class HematomaDataModule(L.LightningDataModule):
         manifest: str | None = None,
         folds: int | None = None,
         fold: int | None = None,
+        context: int = 0,
     ) -> None:
         super().__init__()
+        self.context = int(context)
         if (folds is None) != (fold is None):
             raise ValueError("data.folds and data.fold go together (e.g. data.folds=5 data.fold=0)")
         self.folds, self.fold = folds, fold
@@ -379,6 +396,7 @@ class HematomaDataModule(L.LightningDataModule):
                 transform=build_transform(self.augment) if side == "train" else None,
                 native=side != "train",
                 aug_seed=self.split_seed,
+                context=self.context,
             )
 
     def save_split(self, path: str | Path) -> Path:
