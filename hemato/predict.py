@@ -39,6 +39,7 @@ import pandas as pd
 import torch
 
 import hemato
+from hemato.data.readers.dicom import nifti_affine
 from hemato.data.readers.errors import InputError
 from hemato.data.readers.images import IMAGE_SUFFIXES, read_slice
 from hemato.engine import Contract, confidence, segment
@@ -486,22 +487,7 @@ def _write_mask_nifti(scan: Scan, mask: np.ndarray, path: Path) -> None:
         data = nib.orientations.apply_orientation(data, tr)
         nib.save(nib.Nifti1Image(np.ascontiguousarray(data), orig.affine), str(path))
         return
-    geo = scan.dicom_geometry or {}
-    affine = np.eye(4)
-    if geo.get("orientation"):
-        # DICOM LPS -> NIfTI RAS; voxel (i=col, j=row, k=slice)
-        row_dir, col_dir = np.asarray(geo["orientation"][:3]), np.asarray(geo["orientation"][3:])
-        normal = np.cross(row_dir, col_dir)
-        sr, sc = scan.spacing_mm or (1.0, 1.0)
-        affine[:3, 0] = row_dir * sc
-        affine[:3, 1] = col_dir * sr
-        n = mask.shape[0]
-        if n > 1:  # the slice axis from the slice positions: right for a tilted gantry too
-            affine[:3, 2] = (np.asarray(geo["last"], float) - np.asarray(geo["origin"], float)) / (n - 1)
-        else:
-            affine[:3, 2] = normal * (scan.thickness_mm or 1.0)
-        affine[:3, 3] = geo["origin"]
-        affine = np.diag([-1, -1, 1, 1]) @ affine
+    affine = nifti_affine(scan.dicom_geometry or {}, scan.spacing_mm, scan.thickness_mm, mask.shape[0])
     data = np.transpose(mask, (2, 1, 0)).astype(np.uint8)  # (col, row, slice)
     nib.save(nib.Nifti1Image(data, affine), str(path))
 

@@ -3,7 +3,8 @@
     python -m hemato.data.convert images  --images DIR --masks DIR --out OUT [--pattern REGEX] [--spacing R C] [--thickness H]
     python -m hemato.data.convert labelme --images DIR --labelme DIR --out OUT [--labels L ...]
     python -m hemato.data.convert nifti   --images DIR --masks DIR --out OUT [--level 40 --width 120]
-    python -m hemato.data.convert dicom   --series DIR --out OUT      (one sub-folder per patient)
+    python -m hemato.data.convert dicom   --series DIR [--masks DIR] --out OUT   (one sub-folder per patient;
+                                          masks: <name>.nii[.gz] on the series grid or a DICOM SEG <name>.dcm)
 
 Slices are written as windowed 8-bit PNGs under ``OUT/images/<patient>/`` and masks under
 ``OUT/masks/<patient>/``; geometry comes from the files (NIfTI header, DICOM tags) or from
@@ -157,15 +158,75 @@ def convert_nifti(images: Path, masks: Path | None, out: Path, level: float = 40
     return write_manifest(out, rows)
 
 
+def _dicom_mask(masks: Path, name: str, series: Path, geo: dict[str, Any], spacing, slice_spacing, shape) -> np.ndarray:
+    """The mask of series folder ``name``, (Z, H, W) bool in the series' slice order, from
+    ``masks/<name>.nii[.gz]`` (a NIfTI on the series' voxel grid, any axis order) or
+    ``masks/<name>.dcm`` / a SEG in ``masks/<name>/`` (a DICOM Segmentation referencing the
+    series, segment 1)."""
+    import nibabel as nib
+
+    from hemato.data.readers.dicom import nifti_affine
+    from hemato.dicom_seg import read_dicom_seg
+
+    for nii in (masks / f"{name}.nii.gz", masks / f"{name}.nii"):
+        if nii.is_file():
+            try:
+                img = nib.load(str(nii))
+                data = np.asarray(img.dataobj)
+            except Exception as e:
+                raise InputError(nii, f"not a readable NIfTI mask ({e.__class__.__name__})") from None
+            data = data[..., 0] if data.ndim == 4 and data.shape[3] == 1 else data
+            values = set(np.unique(data).tolist())
+            if data.ndim != 3 or not (values <= {0, 1} or values <= {0, 255}):
+                raise InputError(nii, f"not a binary 3D mask (shape {data.shape}, values {sorted(values)[:4]})")
+            # bring the mask's voxel axes to the series' (col, row, slice) order (nibabel's
+            # orientation tools: axis swaps and flips only, never a resampling), then require
+            # the same voxel grid in space
+            target = nifti_affine(geo, spacing, slice_spacing, shape[0])
+            tr = nib.orientations.ornt_transform(nib.io_orientation(img.affine), nib.io_orientation(target))
+            data = nib.orientations.apply_orientation(data, tr)
+            affine = img.affine @ nib.orientations.inv_ornt_aff(tr, img.shape[:3])
+            tol = 0.01 * min(spacing or (1.0, 1.0)) if spacing else 0.01
+            diff = float(np.abs(affine - target).max())
+            if data.shape != (shape[2], shape[1], shape[0]) or diff > max(tol, 1e-3):
+                raise InputError(
+                    nii,
+                    f"mask grid (shape {img.shape[:3]}, affine off by up to {diff:.3g} mm) is not the voxel grid of series {series}",
+                )
+            return np.transpose(data, (2, 1, 0)) > 0
+    seg = masks / f"{name}.dcm"
+    if not seg.is_file() and (masks / name).is_dir():
+        found = sorted(p for p in (masks / name).iterdir() if p.is_file())
+        seg = found[0] if len(found) == 1 else seg
+    if seg.is_file():
+        try:
+            return read_dicom_seg(seg, geo["datasets"])
+        except Exception as e:
+            raise InputError(
+                seg, f"not a DICOM SEG of series {series} ({e.__class__.__name__}: {str(e)[:100]})"
+            ) from None
+    raise InputError(series, f"no mask for it in {masks} ({name}.nii.gz, {name}.nii, {name}.dcm or one SEG in {name}/)")
+
+
 def convert_dicom(
-    series_root: Path, out: Path, level: float = 40.0, width: float = 120.0, keep_names: bool = False
+    series_root: Path,
+    out: Path,
+    level: float = 40.0,
+    width: float = 120.0,
+    keep_names: bool = False,
+    masks: Path | None = None,
 ) -> Path:
-    """One DICOM series per sub-folder (prediction-only data: no masks). Folder names are
-    often patient names: the dataset uses salted pseudonyms unless ``keep_names``."""
+    """One DICOM series per sub-folder. Without ``masks`` the dataset is prediction-only;
+    with it, each series ``<name>`` takes its mask from ``masks/<name>.nii[.gz]`` (on the
+    series' voxel grid) or a DICOM SEG ``masks/<name>.dcm`` (or the one file in
+    ``masks/<name>/``). Folder names are often patient names: the dataset uses salted
+    pseudonyms unless ``keep_names``."""
     rows = []
     folders = sorted(p for p in series_root.iterdir() if p.is_dir()) if series_root.is_dir() else []
     if not folders:
         raise InputError(series_root, "no series sub-folders")
+    if masks is not None and not masks.is_dir():
+        raise InputError(masks, "the masks folder does not exist")
     for d in folders:
         hu, spacing, thickness, _, geo = read_dicom_series(d, with_geometry=True)
         if geo["order"] == "ImagePositionPatient" and not geo["uniform"]:
@@ -173,8 +234,9 @@ def convert_dicom(
                 d,
                 "the series has more than one slice spacing, which a manifest (one slice spacing per patient) cannot hold",
             )
+        m = _dicom_mask(masks, d.name, d, geo, spacing, thickness, hu.shape) if masks is not None else None
         pid = d.name if keep_names else pseudonym(d.name)
-        rows += _stack_rows(out, pid, window_hu(hu, level, width), None, _geometry(spacing, thickness))
+        rows += _stack_rows(out, pid, window_hu(hu, level, width), m, _geometry(spacing, thickness))
     return write_manifest(out, rows)
 
 
@@ -190,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--series", required=True, type=Path)
         else:
             p.add_argument("--images", required=True, type=Path)
-        if kind in ("images", "nifti"):
+        if kind in ("images", "nifti", "dicom"):
             p.add_argument("--masks", type=Path)
         if kind == "labelme":
             p.add_argument("--labelme", required=True, type=Path)
@@ -217,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         elif a.kind == "nifti":
             path = convert_nifti(a.images, a.masks, a.out, a.level, a.width)
         else:
-            path = convert_dicom(a.series, a.out, a.level, a.width, a.keep_names)
+            path = convert_dicom(a.series, a.out, a.level, a.width, a.keep_names, a.masks)
     except InputError as e:
         print(f"hemato.data.convert: error: {e}", file=sys.stderr)
         return 2

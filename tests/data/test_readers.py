@@ -64,6 +64,63 @@ def test_dicom_importer_exact_geometry(tmp_path) -> None:
     assert rec.image[2, 15, 20] == window_hu(np.array(70.0))
 
 
+def test_dicom_importer_takes_masks_as_nifti_in_any_axis_order_or_dicom_seg(tmp_path) -> None:
+    import nibabel as nib
+
+    from hemato.data.readers.dicom import nifti_affine
+    from hemato.dicom_seg import write_dicom_seg
+
+    hu, mask = blob_volume()
+    for case in ("a", "b"):
+        write_dicom_series(tmp_path / "series" / case, hu, spacing=(0.5, 0.5), thickness=5.0)
+    _, sp, th, _, geo = read_dicom_series(tmp_path / "series" / "a", with_geometry=True)
+    aff = nifti_affine(geo, sp, th, hu.shape[0])
+    (tmp_path / "masks").mkdir()
+    # case a: a NIfTI saved as a viewer would, reoriented to RAS (axes flipped vs. the series)
+    img = nib.as_closest_canonical(nib.Nifti1Image(np.transpose(mask, (2, 1, 0)).astype(np.uint8), aff))
+    assert not np.allclose(img.affine, aff)  # really another axis order
+    nib.save(img, str(tmp_path / "masks" / "a.nii.gz"))
+    # case b: a DICOM SEG referencing series b
+    _, _, _, _, geo_b = read_dicom_series(tmp_path / "series" / "b", with_geometry=True)
+    write_dicom_seg(geo_b["datasets"], mask, tmp_path / "masks" / "b.dcm")
+    convert.convert_dicom(tmp_path / "series", tmp_path / "ds", keep_names=True, masks=tmp_path / "masks")
+    recs = load_manifest(tmp_path / "ds" / "slices.csv")
+    assert [r.patient_id for r in recs] == ["a", "b"]
+    for rec in recs:
+        assert np.array_equal(rec.mask, mask)  # same voxels as the series, in slice order
+
+    # a mask on another grid (shifted by 2 mm), a missing mask, a non-binary mask: refused
+    shifted = aff.copy()
+    shifted[:3, 3] += 2.0
+    nib.save(
+        nib.Nifti1Image(np.transpose(mask, (2, 1, 0)).astype(np.uint8), shifted), str(tmp_path / "masks" / "a.nii.gz")
+    )
+    with pytest.raises(InputError, match="not the voxel grid"):
+        convert.convert_dicom(tmp_path / "series", tmp_path / "ds2", keep_names=True, masks=tmp_path / "masks")
+    nib.save(
+        nib.Nifti1Image(np.transpose(mask, (2, 1, 0)).astype(np.uint8) * 7, aff), str(tmp_path / "masks" / "a.nii.gz")
+    )
+    with pytest.raises(InputError, match="not a binary 3D mask"):
+        convert.convert_dicom(tmp_path / "series", tmp_path / "ds3", keep_names=True, masks=tmp_path / "masks")
+    (tmp_path / "masks" / "a.nii.gz").unlink()
+    with pytest.raises(InputError, match="no mask for it"):
+        convert.convert_dicom(tmp_path / "series", tmp_path / "ds4", keep_names=True, masks=tmp_path / "masks")
+    assert (
+        convert.main(
+            [
+                "dicom",
+                "--series",
+                str(tmp_path / "series"),
+                "--masks",
+                str(tmp_path / "masks"),
+                "--out",
+                str(tmp_path / "ds5"),
+            ]
+        )
+        == 2
+    )
+
+
 # ---------------------------------------------------------------- NIfTI
 def test_nifti_importer_exact_volume(tmp_path) -> None:
     hu, mask = blob_volume()

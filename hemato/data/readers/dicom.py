@@ -343,6 +343,30 @@ def read_dicom_series(
     return (hu, spacing, spacing_z, pos, geo) if with_geometry else (hu, spacing, spacing_z, pos)
 
 
+def nifti_affine(
+    geo: dict[str, Any], spacing: tuple[float, float] | None, slice_spacing: float | None, n_slices: int
+) -> np.ndarray:
+    """The 4x4 RAS voxel-to-world affine (mm) of a series read by :func:`read_dicom_series`,
+    for NIfTI data indexed (col, row, slice) = ``np.transpose(volume, (2, 1, 0))``.
+
+    DICOM's patient frame is LPS, NIfTI's RAS; the slice axis is taken from the first and
+    last slice positions (right for a tilted gantry). Identity when the series has no
+    orientation (secondary captures)."""
+    affine = np.eye(4)
+    if not geo.get("orientation"):
+        return affine
+    row_dir, col_dir = np.asarray(geo["orientation"][:3], float), np.asarray(geo["orientation"][3:], float)
+    sr, sc = spacing or (1.0, 1.0)
+    affine[:3, 0] = row_dir * sc
+    affine[:3, 1] = col_dir * sr
+    if n_slices > 1:
+        affine[:3, 2] = (np.asarray(geo["last"], float) - np.asarray(geo["origin"], float)) / (n_slices - 1)
+    else:
+        affine[:3, 2] = np.cross(row_dir, col_dir) * (slice_spacing or 1.0)
+    affine[:3, 3] = geo["origin"]
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
+
+
 def check_ct_values(hu: np.ndarray, path: str | Path, convention: str = "auto") -> None:
     """Refuse a volume whose values are not Hounsfield units, unless the user stated the
     convention (``convention="hu"``). Head CT in HU holds air (below -500 HU) around the
