@@ -288,6 +288,10 @@ def bench_model(
     r["infer_format"] = best_fmt
     r["infer_slices_s"] = r[f"infer_slices_s_{best_fmt}"]
     r["infer_gflops"] = r["infer_slices_s"] * r["gflop_per_slice"]
+    if bf16_available(device):  # the same fastest path (channels-last, folded BN) under bf16 autocast
+        fwd16 = torch_forward(net, device, channels_last=True, fold_bn=True, bf16=True)
+        r["infer_slices_s_bf16"] = batch / _timeit(lambda: fwd16(x), seconds)
+        r["infer_gflops_bf16"] = r["infer_slices_s_bf16"] * r["gflop_per_slice"]
 
     # one 30-slice 512x512 scan, end to end through predict_probabilities
     if scans:
@@ -329,33 +333,111 @@ def bench_model(
             r[k] = float(np.max(v)) if k.endswith("_abs_ml") else float(np.mean(v))
         net = net.to(memory_format=torch.contiguous_format)
 
-    # training throughput (fp32), both memory formats
+    # training throughput: fp32 in both memory formats, bf16 autocast in the faster one
     if train:
-        xt = torch.rand(train_batch, 1, size, size, device=device)
-        yt = (torch.rand(train_batch, 1, size, size, device=device) > 0.95).float()
         for fmt in ("nchw", "channels_last"):
-            m = build_model(name, base_channels=width).to(device).train()
-            xx = xt
-            if fmt == "channels_last":
-                m, xx = m.to(memory_format=torch.channels_last), xt.contiguous(memory_format=torch.channels_last)
-            opt = torch.optim.RMSprop(m.parameters(), lr=1e-4)
-
-            def step(m=m, xx=xx, opt=opt) -> None:
-                opt.zero_grad(set_to_none=True)
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(m(xx), yt)
-                loss.backward()
-                opt.step()
-                _sync(device)
-
-            r[f"train_slices_s_{fmt}"] = train_batch / _timeit(step, seconds)
+            r[f"train_slices_s_{fmt}"] = train_rate(
+                name, width, size, train_batch, device, seconds, fmt == "channels_last"
+            )
         r["train_format"] = max(("nchw", "channels_last"), key=lambda f: r[f"train_slices_s_{f}"])
         r["train_slices_s"] = r[f"train_slices_s_{r['train_format']}"]
         r["train_gflops"] = r["train_slices_s"] * 3 * r["gflop_per_slice"]  # backward ~ 2x forward
+        if bf16_available(device):
+            cl = r["train_format"] == "channels_last"
+            r["train_slices_s_bf16"] = train_rate(name, width, size, train_batch, device, seconds, cl, bf16=True)
+            r["train_gflops_bf16"] = r["train_slices_s_bf16"] * 3 * r["gflop_per_slice"]
     if device.startswith("cuda"):
         r["peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
     else:
         r["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
     return r
+
+
+def bf16_available(device: str) -> bool:
+    """bf16 figures are measured on GPUs and on CPUs with native bf16 (elsewhere autocast
+    emulates it, ~10x slower, and hemato never chooses it)."""
+    from hemato.precision import native_bf16
+
+    return device.startswith("cuda") or native_bf16()
+
+
+def train_rate(
+    name: str,
+    width: int,
+    size: int,
+    batch: int,
+    device: str,
+    seconds: float,
+    channels_last: bool,
+    bf16: bool = False,
+    in_channels: int = 1,
+    model_kwargs: dict[str, Any] | None = None,
+) -> float:
+    """Training slices/s of a fresh network: forward (bf16 autocast if asked), BCE + soft
+    Dice in fp32, backward, optimizer step, on random (batch, in_channels, size, size) inputs."""
+    from hemato.models.registry import build_model
+    from hemato.tasks.segmentation import soft_dice_loss
+
+    kw = {"base_channels": width, "in_channels": in_channels, **(model_kwargs or {})}
+    m = build_model(name, **kw).to(device).train()
+    x = torch.rand(batch, in_channels, size, size, device=device)
+    y = (torch.rand(batch, 1, size, size, device=device) > 0.95).float()
+    if channels_last:
+        m, x = m.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
+    dev_type = torch.device(device).type
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(dev_type, dtype=torch.bfloat16, enabled=bf16):
+            logits = m(x)
+        logits = logits.float()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y) + soft_dice_loss(logits, y)
+        loss.backward()
+        opt.step()
+        _sync(device)
+
+    return batch / _timeit(step, seconds)
+
+
+def recipe_rate(experiment: str, device: str, seconds: float) -> dict[str, Any]:
+    """Training slices/s of an experiment profile's own network, patch size, batch and input
+    channels (e.g. ``ctich``: 2.5D ours at width 16 on 128 px patches, batch 16) in fp32 and,
+    where available, bf16; and the wall clock of one run's training steps at each rate."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from hemato.run import CONF_DIR
+    from hemato.tasks.segmentation import channels_last_wins
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=[f"experiment={experiment}"])
+    model = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
+    name = model.pop("name")
+    width, in_ch = model.pop("base_channels"), model.pop("in_channels")
+    model.pop("out_channels", None)
+    crop = int((cfg.data.get("augment") or {}).get("crop", 0) or 0)
+    size = crop or int(cfg.data.input_size)
+    batch = int(cfg.data.batch_size)
+    cl = channels_last_wins("CUDAAccelerator" if device.startswith("cuda") else "CPUAccelerator")
+    per_run = int(cfg.trainer.max_epochs) * int(cfg.data.samples_per_epoch or 0)
+    out: dict[str, Any] = {
+        "experiment": experiment,
+        "model": name,
+        "width": width,
+        "in_channels": in_ch,
+        "size": size,
+        "batch": batch,
+        "channels_last": cl,
+        "train_slices_per_run": per_run,
+    }
+    precisions = ["fp32"] + (["bf16"] if bf16_available(device) else [])
+    for prec in precisions:
+        rate = train_rate(name, width, size, batch, device, seconds, cl, prec == "bf16", in_ch, model)
+        out[f"train_slices_s_{prec}"] = rate
+        if per_run:
+            out[f"train_minutes_{prec}"] = per_run / rate / 60
+    return out
 
 
 def _report_seconds(checkpoint: str, patient: Any) -> float:
@@ -434,8 +516,46 @@ def _fmt(v: Any, nd: int = 1) -> str:
     return str(v)
 
 
+def _fixed(cols: list[tuple[str, str, int]], rows: list[dict[str, Any]]) -> str:
+    header = [c[1] for c in cols]
+    body = [[_fmt(r.get(k), nd) if k != "params" else f"{r[k]:,}" for k, _, nd in cols] for r in rows]
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(b, widths)) for b in body]
+    return "\n".join(lines)
+
+
+def precision_table(rows: list[dict[str, Any]], peak: float, bf16_peak: float) -> str:
+    """fp32 and bf16 side by side per network: slices/s, the bf16/fp32 ratio and the
+    utilisation of each precision's own peak (inference) and of the fp32 peak (training)."""
+    for r in rows:
+        r["util_bf16"] = 100 * r["infer_gflops_bf16"] / bf16_peak if "infer_gflops_bf16" in r else None
+        r["infer_x_bf16"] = r["infer_slices_s_bf16"] / r["infer_slices_s"] if "infer_slices_s_bf16" in r else None
+        if "train_slices_s" in r:
+            r["train_util"] = 100 * r["train_gflops"] / peak
+        if "train_slices_s_bf16" in r:
+            r["train_x_bf16"] = r["train_slices_s_bf16"] / r["train_slices_s"]
+            r["train_util_bf16"] = 100 * r["train_gflops_bf16"] / bf16_peak
+    cols = [
+        ("model", "model", 0),
+        ("size", "px", 0),
+        ("width", "w", 0),
+        ("infer_slices_s", "inf fp32 sl/s", 1),
+        ("infer_slices_s_bf16", "inf bf16 sl/s", 1),
+        ("infer_x_bf16", "bf16/fp32", 2),
+        ("util", "util fp32 %", 1),
+        ("util_bf16", "util bf16 %", 1),
+        ("train_slices_s", "trn fp32 sl/s", 1),
+        ("train_slices_s_bf16", "trn bf16 sl/s", 1),
+        ("train_x_bf16", "bf16/fp32", 2),
+        ("train_util", "trn util fp32 %", 1),
+        ("train_util_bf16", "trn util bf16 %", 1),
+    ]
+    return _fixed(cols, rows)
+
+
 def table(rows: list[dict[str, Any]], peak: float, ref: dict[str, Any] | None) -> str:
-    """The figures as a fixed-width table; ratios are to the reference (plain U-Net) row."""
+    """The fp32 figures as a fixed-width table; ratios are to the reference (plain U-Net) row."""
     cols = [
         ("model", "model", 0),
         ("size", "px", 0),
@@ -456,20 +576,13 @@ def table(rows: list[dict[str, Any]], peak: float, ref: dict[str, Any] | None) -
         ("infer_ratio", "inf/ref", 2),
         ("train_ratio", "trn/ref", 2),
     ]
-    lines = []
     for r in rows:
         r["util"] = 100 * r["infer_gflops"] / peak if peak == peak else float("nan")
         if ref is not None and r.get("size") == ref.get("size") and r.get("width") == ref.get("width"):
             r["infer_ratio"] = r["infer_slices_s"] / ref["infer_slices_s"]
             if "train_slices_s" in r and "train_slices_s" in ref:
                 r["train_ratio"] = r["train_slices_s"] / ref["train_slices_s"]
-    header = [c[1] for c in cols]
-    body = [[_fmt(r.get(k), nd) if k != "params" else f"{r[k]:,}" for k, _, nd in cols] for r in rows]
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
-    lines.append("  ".join(h.rjust(w) for h, w in zip(header, widths)))
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.rjust(w) for v, w in zip(b, widths)) for b in body]
-    return "\n".join(lines)
+    return _fixed(cols, rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -508,6 +621,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--fma-units", type=int, default=None, help="FMA units per core for the theoretical peak (default: 2, assumed)"
+    )
+    ap.add_argument(
+        "--recipe",
+        action="append",
+        default=None,
+        help="experiment profile whose training rate is measured per precision (default: ctich; 'none' skips)",
     )
     ap.add_argument("--json", default="reports/bench.json", help="where the JSON goes")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -617,9 +736,33 @@ def main(argv: list[str] | None = None) -> int:
             if a.threads:
                 args += ["--threads", str(a.threads)]
             paper_rows.append(_run_child(args))
+    recipes = []
+    for exp in [e for e in (a.recipe or ["ctich"]) if e != "none"]:
+        print(f"[bench] training rate of experiment={exp} per precision ...", flush=True)
+        recipes.append(recipe_rate(exp, a.device, a.seconds))
     ref = rows[0]
     print()
     print(table(rows + paper_rows, peak["peak_gflops"], ref))
+    bf16_peak = peak.get("bf16_peak_gflops", float("nan"))
+    print(
+        "\n  fp32 and bf16 side by side (bf16: channels-last + folded BN under autocast for inference, autocast for training):"
+    )
+    print(precision_table(rows + paper_rows, peak["peak_gflops"], bf16_peak))
+    for rc in recipes:
+        rates = ", ".join(
+            f"{k.removeprefix('train_slices_s_')} {v:.1f} slices/s"
+            + (
+                f" (training steps of one run: {rc['train_minutes_' + k.removeprefix('train_slices_s_')]:.1f} min)"
+                if "train_minutes_" + k.removeprefix("train_slices_s_") in rc
+                else ""
+            )
+            for k, v in rc.items()
+            if k.startswith("train_slices_s_")
+        )
+        print(
+            f"\n  experiment={rc['experiment']}: {rc['model']} width {rc['width']}, {rc['in_channels']} input channels, "
+            f"{rc['size']} px patches, batch {rc['batch']}: {rates}; {rc['train_slices_per_run']} training patches per run"
+        )
     fastest_train = max((r.get("train_slices_s", 0.0) for r in rows), default=0.0)
     if fastest_train:
         ratio = loader["loader_slices_s"] / fastest_train
@@ -670,6 +813,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": vars(a),
         "models": rows,
         "paper_size": paper_rows,
+        "recipes": recipes,
         "seconds": round(time.time() - t0, 1),
     }
     path = Path(a.json)

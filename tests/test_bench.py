@@ -88,3 +88,18 @@ def test_bench_prints_a_table_and_writes_json(tmp_path: Path) -> None:
         assert 0.0 <= r["fast_vs_plain_dice"] <= 1.0
     assert data["machine"]["peak_gflops"] > 0 and data["conv_ceiling"]["best_gflops"] > 0
     assert data["data_path"]["loader_slices_s"] > 0
+    # fp32 and bf16 side by side (bf16 only where the CPU has it natively), utilisation <= 100 %
+    from hemato.precision import native_bf16
+
+    assert "fp32 and bf16 side by side" in proc.stdout
+    for r in data["models"]:
+        assert 0 < r["util"] <= 100 and 0 < r["train_util"] <= 100
+        assert ("infer_slices_s_bf16" in r) == native_bf16() and ("train_slices_s_bf16" in r) == native_bf16()
+        if native_bf16():
+            assert 0 < r["util_bf16"] <= 100 and r["infer_x_bf16"] > 0
+    # the real-data recipe's own training rate per precision, and one run's training time
+    (rc,) = data["recipes"]
+    assert rc["experiment"] == "ctich" and rc["in_channels"] == 3 and rc["size"] == 128 and rc["batch"] == 16
+    assert rc["train_slices_s_fp32"] > 0 and rc["train_minutes_fp32"] > 0
+    assert ("train_slices_s_bf16" in rc) == native_bf16()
+    assert "experiment=ctich: ours width 16, 3 input channels, 128 px patches, batch 16" in proc.stdout

@@ -4,7 +4,6 @@ the notebook executed, and report.html checked in headless Chromium."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -172,24 +171,29 @@ def test_two_runs_of_one_model_are_refused_with_the_list(sweeps: Path, tmp_path:
     )
 
 
-def test_notebook_executes(sweeps: Path, tmp_path: Path) -> None:
+def test_notebook_executes_from_its_folder_without_environment(sweeps: Path, tmp_path: Path, monkeypatch) -> None:
+    """Started from notebooks/ with no HEMATO_* variables, it finds the project's runs/."""
     import nbformat
     from nbclient import NotebookClient
 
+    proj = tmp_path / "proj"
+    (proj / "notebooks").mkdir(parents=True)
+    (proj / "hemato").mkdir()
+    (proj / "pyproject.toml").write_text("")
+    (proj / "runs").mkdir()
+    for name in ("table1", "ablation"):
+        (proj / "runs" / name).symlink_to(sweeps / "runs" / name)
     nb = nbformat.read(ROOT / "notebooks" / "results.ipynb", as_version=4)
-    os.environ["HEMATO_RUNS"] = f"{sweeps / 'runs' / 'table1'}:{sweeps / 'runs' / 'ablation'}"
-    os.environ["HEMATO_REPORT"] = str(tmp_path / "nb_report")
-    try:
-        NotebookClient(
-            nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-        ).execute()
-    finally:
-        os.environ.pop("HEMATO_RUNS")
-        os.environ.pop("HEMATO_REPORT")
+    monkeypatch.delenv("HEMATO_RUNS", raising=False)
+    monkeypatch.delenv("HEMATO_REPORT", raising=False)
+    NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(proj / "notebooks")}}
+    ).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 4
     assert any("table1" in str(o.get("data", {})) or "Table 1" in str(o.get("data", {})) for o in outputs)
+    assert (proj / "reports" / "notebook" / "tables").is_dir()  # written inside the project found
 
 
 @needs_chromium
