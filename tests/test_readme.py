@@ -55,3 +55,45 @@ def test_quick_commands_run_in_a_fresh_copy(tmp_path: Path) -> None:
         out = proc.stdout + proc.stderr
         assert proc.returncode == 0, f"{cmd}\n{out[-3000:]}"
         assert "Traceback" not in out, f"{cmd}\n{out[-3000:]}"
+
+
+def test_links_in_readme_and_docs_resolve() -> None:
+    """Every relative link of README.md and docs/*.md names a file of the repository."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if "://" in target:
+                continue
+            if not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(ROOT)} -> {target}")
+    assert not broken, broken
+
+
+def test_configuration_table_lists_every_group_option() -> None:
+    """docs/training.md's configuration table names every option of every conf/ group."""
+    text = (ROOT / "docs" / "training.md").read_text()
+    table = text[text.index("## Configuration") :]
+    table = table[: table.index("\n\n", table.index("| group"))]
+    missing = []
+    for group in sorted(p for p in (ROOT / "conf").iterdir() if p.is_dir() and p.name != "hydra"):
+        row = next((line for line in table.splitlines() if line.startswith(f"| `{group.name}/`")), "")
+        for option in sorted(f.stem for f in group.glob("*.yaml")):
+            if f"`{option}`" not in row:
+                missing.append(f"{group.name}/{option}")
+    assert not missing, missing
+
+
+def test_readme_has_one_current_results_table() -> None:
+    """One results table, each row with a command, a figure, a wall clock, a CPU and a date."""
+    text = (ROOT / "README.md").read_text()
+    headers = [line for line in text.splitlines() if line.startswith("| command |")]
+    assert len(headers) == 1
+    cols = [c.strip() for c in headers[0].strip("|").split("|")]
+    assert cols[0] == "command" and {"figure", "wall clock", "date"} <= set(cols) and any("CPU" in c for c in cols)
+    start = text.index(headers[0])
+    rows = [line for line in text[start:].split("\n\n")[0].splitlines()[2:]]
+    assert rows
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert len(cells) == len(cols) and cells[0].startswith("`") and re.fullmatch(r"\d{4}-\d{2}-\d{2}", cells[-1])

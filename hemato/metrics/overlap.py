@@ -1,6 +1,6 @@
 """Dice, IoU and relative volume difference, per slice and per patient (3D).
 
-Definitions (SPEC section 4), with P the predicted and G the true hematoma voxels:
+Definitions (docs/paper.md, section 4), with P the predicted and G the true hematoma voxels:
 
 * Dice = 2|P n G| / (|P| + |G|)
 * IoU  = |P n G| / |P u G|

@@ -1,4 +1,4 @@
-"""Planimetric hematoma volume (SPEC section 1): ``V = H * sum_n S_n``, in millilitres.
+"""Planimetric hematoma volume (docs/paper.md, section 1): ``V = H * sum_n S_n``, in millilitres.
 
 S_n = hematoma area of slice n in mm^2 (pixel count x row spacing x column spacing),
 H = slice thickness in mm, 1 ml = 1000 mm^3. Spacing is always passed in: there is no

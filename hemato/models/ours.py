@@ -1,7 +1,7 @@
 """The paper's network ("ours"): residual U-Net with self-attention and CBAM skip attention.
 
 Li Y., Yu N. et al., "Cerebral hematoma segmentation and bleeding volume measurement based
-on self-attention mechanism" (SPEC section 2):
+on self-attention mechanism" (docs/paper.md, section 2):
 
 * encoder: 4 x [residual block, 2x2 max-pool], channels b, 2b, 4b, 8b (paper b = 64:
   64-128-256-512; a 512x512 slice becomes a 32x32x512 map);

@@ -1,4 +1,4 @@
-"""The paper's own figures (SPEC section 5; private data of 452 patients), shown beside ours."""
+"""The paper's own figures (docs/paper.md, section 5; private data of 452 patients), shown beside ours."""
 
 from __future__ import annotations
 
