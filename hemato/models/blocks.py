@@ -6,6 +6,7 @@ All blocks take and return ``(B, C, H, W)`` float tensors.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -71,9 +72,12 @@ class ChannelAttention(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        avg = self.mlp(torch.mean(x, dim=(2, 3), keepdim=True))
-        mx = self.mlp(torch.amax(x, dim=(2, 3), keepdim=True))
-        return x * torch.sigmoid(avg + mx)
+        # one MLP call on both descriptors stacked along the batch; max pooling (not amax),
+        # whose backward scatters through indices instead of comparing the whole map
+        b = x.shape[0]
+        desc = torch.cat([F.adaptive_avg_pool2d(x, 1), F.adaptive_max_pool2d(x, 1)], dim=0)
+        out = self.mlp(desc)
+        return x * torch.sigmoid(out[:b] + out[b:])
 
 
 class SpatialAttention(nn.Module):
@@ -84,7 +88,7 @@ class SpatialAttention(nn.Module):
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        desc = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+        desc = torch.cat([x.mean(dim=1, keepdim=True), x.max(dim=1, keepdim=True).values], dim=1)
         return x * torch.sigmoid(self.conv(desc))
 
 
