@@ -25,3 +25,45 @@ def small_records():
 @pytest.fixture()
 def small_source(small_records):
     return ListSource(small_records)
+
+
+@pytest.fixture(scope="session")
+def tiny_cv_runs(tmp_path_factory):
+    """Two tiny fold models of a 2-fold cross-validation of the shipped real sample
+    (data=ctich_sample; 64 px, width 4, one epoch), trained once per test session for the
+    tests that evaluate (test_cv) and pack (test_weights) fold runs. Returns their run dirs;
+    a test that writes into a run copies it first."""
+    import subprocess
+    import sys
+
+    tmp = tmp_path_factory.mktemp("tiny_cv")
+    runs = []
+    for k in (0, 1):
+        run = tmp / f"ours_fold{k}"
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "hemato.run",
+                "data=ctich_sample",
+                "data.folds=2",
+                f"data.fold={k}",
+                "data.val_fraction=0.3",
+                "data.input_size=64",
+                "data.samples_per_epoch=16",
+                "trainer.max_epochs=1",
+                "model.base_channels=4",
+                "trainer.enable_progress_bar=false",
+                "select=last",
+                "task.contract.orientation=any",
+                "task.contract.min_component_px=2",
+                "logger=none",
+                f"hydra.run.dir={run}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs.append(run)
+    return runs

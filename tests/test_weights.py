@@ -46,38 +46,10 @@ def test_without_a_shipped_model_predict_refuses_in_one_line(tmp_path: Path) -> 
 
 
 @pytest.fixture(scope="module")
-def packed(tmp_path_factory) -> Path:
+def packed(tmp_path_factory, tiny_cv_runs) -> Path:
     """Two tiny fold models (2-fold CV of the shipped sample) packed into one file."""
     tmp = tmp_path_factory.mktemp("weights")
-    runs = []
-    for k in (0, 1):
-        run = tmp / f"ours_fold{k}"
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "hemato.run",
-                "data=ctich_sample",
-                "data.folds=2",
-                f"data.fold={k}",
-                "data.val_fraction=0.3",
-                "data.input_size=64",
-                "data.samples_per_epoch=16",
-                "trainer.max_epochs=1",
-                "model.base_channels=4",
-                "trainer.enable_progress_bar=false",
-                "select=last",
-                "task.contract.orientation=any",
-                "task.contract.min_component_px=2",
-                "logger=none",
-                f"hydra.run.dir={run}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        runs.append(run)
+    runs = tiny_cv_runs
     out = tmp / "ens.pt"
     proc = subprocess.run(
         [
