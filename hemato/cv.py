@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
-from scipy import ndimage, stats
+from scipy import stats
 
-from hemato.engine import Contract, confidence, scan_counts, segment
+from hemato.engine import Contract, confidence, label_bleeds, scan_counts, segment
 from hemato.metrics.overlap import overlap_scores
 from hemato.rundir import write_atomic
 
@@ -48,7 +48,7 @@ def largest_component_px(mask: np.ndarray) -> int:
     """Voxel count of the largest 26-connected component of a (Z, H, W) mask (0 if empty)."""
     if not mask.any():
         return 0
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    labels, _ = label_bleeds(mask)
     return int(np.bincount(labels.ravel())[1:].max())
 
 

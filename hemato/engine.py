@@ -81,13 +81,22 @@ class Contract:
         return cls(**d)
 
 
+def label_bleeds(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """3D connected components (26-connected) of a (Z, H, W) bool mask: ``(labels int32
+    (Z, H, W), n)``. The one definition of "a bleed" used by the component filter, the
+    confidence, the bleed geometry and ABC/2; callers that need several of them label once
+    and pass the result on."""
+    labels, n = ndimage.label(np.asarray(mask, bool), structure=np.ones((3, 3, 3), bool))
+    return labels, int(n)
+
+
 def remove_small_components(mask: np.ndarray, min_px: float, px_scale: float = 1.0) -> np.ndarray:
     """Drop 3D components (26-connected) of a (Z, H, W) bool mask whose voxel count x
     ``px_scale`` is below ``min_px``. Returns a new bool array."""
     mask = np.asarray(mask, bool)
     if min_px <= 0 or not mask.any():
         return mask.copy()
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    labels, n = label_bleeds(mask)
     sizes = np.bincount(labels.ravel(), minlength=n + 1) * px_scale
     keep = sizes >= min_px
     keep[0] = False
@@ -141,29 +150,34 @@ UNSURE_SPREAD = 0.5  # a scan is "unsure" when its volume at thresholds 0.3 and 
 
 
 def confidence(
-    probs: np.ndarray, contract: Contract, low: float = 0.3, high: float = 0.7, spread: float = UNSURE_SPREAD
+    probs: np.ndarray,
+    contract: Contract,
+    low: float = 0.3,
+    high: float = 0.7,
+    spread: float = UNSURE_SPREAD,
+    bleeds: tuple[np.ndarray, int] | None = None,
 ) -> dict[str, Any]:
     """How much the mask depends on the threshold: bleed voxels at ``low``, the contract's
     threshold and ``high`` (each post-processed as the contract says), their relative spread
     ``(n_low - n_high) / n_mid`` and ``unsure`` when it exceeds ``spread``; a scan whose
     mask is empty at the threshold but not at ``low`` is unsure too. Per bleed (3D
-    components of the mask): its voxels and mean probability."""
+    components of the mask; ``bleeds`` = :func:`label_bleeds` of it, if already computed):
+    its voxels and mean probability."""
     n = {}
     for name, t in (("low", low), ("mid", contract.threshold), ("high", high)):
         n[name] = int(postprocess(probs, Contract.from_dict({**contract.as_dict(), "threshold": t})).sum())
     rel = (n["low"] - n["high"]) / n["mid"] if n["mid"] else (float("inf") if n["low"] else 0.0)
-    mask = postprocess(probs, contract)
-    labels, k = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
-    bleeds = []
-    for lab in range(1, k + 1):
-        sel = labels == lab
-        bleeds.append({"voxels": int(sel.sum()), "mean_probability": float(probs[sel].mean())})
+    labels, k = bleeds if bleeds is not None else label_bleeds(postprocess(probs, contract))
+    per_bleed = []
+    for lab, box in enumerate(ndimage.find_objects(labels, max_label=k), start=1):
+        sel = labels[box] == lab
+        per_bleed.append({"voxels": int(sel.sum()), "mean_probability": float(probs[box][sel].mean())})
     return {
         "voxels_at": {str(low): n["low"], str(contract.threshold): n["mid"], str(high): n["high"]},
         "relative_spread": float(rel),
         "unsure": bool(rel > spread),
         "rule": f"unsure when (voxels at p>{low} - voxels at p>{high}) / voxels at p>{contract.threshold} > {spread}",
-        "bleeds": sorted(bleeds, key=lambda b: -b["voxels"]),
+        "bleeds": sorted(per_bleed, key=lambda b: -b["voxels"]),
     }
 
 
@@ -178,4 +192,13 @@ def scan_counts(pred: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-__all__ = ["Contract", "Forward", "confidence", "postprocess", "remove_small_components", "scan_counts", "segment"]
+__all__ = [
+    "Contract",
+    "Forward",
+    "confidence",
+    "label_bleeds",
+    "postprocess",
+    "remove_small_components",
+    "scan_counts",
+    "segment",
+]

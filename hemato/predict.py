@@ -42,7 +42,7 @@ import hemato
 from hemato.data.readers.dicom import nifti_affine
 from hemato.data.readers.errors import InputError
 from hemato.data.readers.images import IMAGE_SUFFIXES, read_slice
-from hemato.engine import Contract, confidence, segment
+from hemato.engine import Contract, confidence, label_bleeds, segment
 from hemato.inference import Forward, onnx_forward, onnx_session, set_threads, torch_forward
 from hemato.metrics.volume import abc2, volume_from_areas_ml
 from hemato.models.registry import available, build_model
@@ -276,8 +276,7 @@ INTENSITY = ("auto", "hu", "windowed")
 def _to_window(values: np.ndarray, path: Path, level: float, width: float, intensity: str) -> np.ndarray:
     """HU (or, with ``intensity="windowed"``, 8-bit values already in the model's window)
     -> (Z, H, W) uint8 in the model's window. ``auto`` refuses values that are not HU."""
-    from hemato.data.readers.dicom import check_ct_values
-    from hemato.data.readers.nifti import window_hu
+    from hemato.data.readers.intensity import check_ct_values, window_hu
 
     if intensity not in INTENSITY:
         raise InputError(path, f"--intensity must be one of {', '.join(INTENSITY)}, got {intensity!r}")
@@ -290,20 +289,22 @@ def _to_window(values: np.ndarray, path: Path, level: float, width: float, inten
     return window_hu(values, level, width)
 
 
-def bleed_geometry(mask: np.ndarray, scan: Scan) -> list[dict[str, Any]]:
-    """Per bleed (3D component of the mask, largest first): voxels, volume (ml, where the
+def bleed_geometry(mask: np.ndarray, scan: Scan, bleeds: tuple[np.ndarray, int] | None = None) -> list[dict[str, Any]]:
+    """Per bleed (3D component of the mask, largest first; ``bleeds`` = its
+    :func:`hemato.engine.label_bleeds`, if already computed): voxels, volume (ml, where the
     spacing is known), centroid (slice, row, col) and in mm from the first slice's corner,
     and its slice of largest area; for matching bleeds between two scans."""
     from scipy import ndimage
 
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    labels, n = bleeds if bleeds is not None else label_bleeds(mask)
     out = []
     sp = scan.spacing_mm
     h = scan.thickness_mm
-    for lab in range(1, n + 1):
-        sel = labels == lab
-        z, r, c = (float(v) for v in ndimage.center_of_mass(sel))
-        areas = sel.reshape(sel.shape[0], -1).sum(1)
+    for lab, box in enumerate(ndimage.find_objects(labels, max_label=n), start=1):
+        sel = labels[box] == lab
+        z, r, c = (float(v) + b.start for v, b in zip(ndimage.center_of_mass(sel), box))
+        areas = np.zeros(labels.shape[0], np.int64)
+        areas[box[0]] = sel.reshape(sel.shape[0], -1).sum(1)
         vox = int(sel.sum())
         out.append(
             {
@@ -665,7 +666,8 @@ def predict(
         scan.slice_extents_mm = None
 
     probs, mask = segment(model.forward, scan.image, con, batch_size=batch_size, tta=tta, progress=progress, crop=crop)
-    conf = confidence(probs, con)
+    bleeds = label_bleeds(mask)  # labelled once for the confidence, the bleed geometry and ABC/2
+    conf = confidence(probs, con, bleeds=bleeds)
     qc = input_qc(scan)
     area_px = mask.reshape(mask.shape[0], -1).sum(1)
     extents = scan.slice_extents_mm
@@ -693,7 +695,7 @@ def predict(
         "confidence": conf,
         "input_qc": qc,
         "patient_key": (scan.dicom_geometry or {}).get("patient_key"),
-        "bleeds": bleed_geometry(mask, scan),
+        "bleeds": bleed_geometry(mask, scan, bleeds),
         "threshold": con.threshold,
         "contract": con.as_dict(),
         "tta": tta,
@@ -716,7 +718,7 @@ def predict(
         report["abc2"] = None  # ABC/2's C assumes one spacing
     elif known:
         report["volume_ml"] = volume_from_areas_ml([s["area_mm2"] for s in slices], scan.thickness_mm)
-        report["abc2"] = abc2(mask, scan.spacing_mm, scan.thickness_mm)
+        report["abc2"] = abc2(mask, scan.spacing_mm, scan.thickness_mm, bleeds=bleeds)
     else:
         missing = [
             k for k, v in (("pixel spacing", scan.spacing_mm), ("slice spacing", scan.thickness_mm)) if v is None

@@ -27,8 +27,9 @@ from hemato.data.manifest import write_manifest
 from hemato.data.readers.dicom import read_dicom_series
 from hemato.data.readers.errors import InputError
 from hemato.data.readers.images import IMAGE_SUFFIXES, read_mask, read_slice
+from hemato.data.readers.intensity import window_hu
 from hemato.data.readers.labelme import read_labelme
-from hemato.data.readers.nifti import read_nifti, window_hu
+from hemato.data.readers.nifti import read_nifti
 from hemato.privacy import pseudonym
 
 DEFAULT_PATTERN = r"(?P<patient>.+?)[_-](?P<slice>\d+)$"

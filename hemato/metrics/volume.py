@@ -142,6 +142,7 @@ def abc2(
     thickness_mm: float,
     min_bleed_ml: float = MIN_BLEED_ML,
     kothari: bool = False,
+    bleeds: tuple[np.ndarray, int] | None = None,
 ) -> dict:
     """ABC/2 (Kothari 1996) of a (Z, H, W) mask, PER BLEED, summed.
 
@@ -154,7 +155,8 @@ def abc2(
     Returns ``volume_ml`` (sum over bleeds), ``bleeds`` (one dict per bleed: volume_ml, A_mm,
     B_mm, C_mm, n_slices, slice, planimetric_ml, largest first), ``n_bleeds``,
     ``dropped_specks`` and, for tables, ``A_mm``/``B_mm``/``C_mm``/``n_slices``/``slice``
-    of the largest bleed (all 0, slice -1, for an empty mask)."""
+    of the largest bleed (all 0, slice -1, for an empty mask). ``bleeds``: the mask's 3D
+    components (labels, n), if the caller has labelled it already."""
     from scipy import ndimage
 
     m = np.asarray(mask, bool)
@@ -163,9 +165,11 @@ def abc2(
     volume_from_areas_ml([0.0], thickness_mm)  # validates the thickness
     row, col = _spacing(spacing_mm)
     h = float(thickness_mm)
-    labels, n = ndimage.label(m, structure=np.ones((3, 3, 3), bool))
+    if bleeds is None:
+        bleeds = ndimage.label(m, structure=np.ones((3, 3, 3), bool))  # as hemato.engine.label_bleeds
+    labels, n = bleeds
     bleeds, dropped = [], 0
-    for lab, sl in enumerate(ndimage.find_objects(labels), start=1):
+    for lab, sl in enumerate(ndimage.find_objects(labels, max_label=n), start=1):
         comp = labels[sl] == lab
         planimetric = float(comp.sum()) * row * col * h / 1000.0
         if planimetric < min_bleed_ml:

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from hemato.data.readers.errors import InputError
+from hemato.data.readers.intensity import check_ct_values  # noqa: F401  (re-exported: older imports)
 
 # SOP classes that legitimately carry no pixel data and are skipped in a series folder:
 # Media Storage Directory (DICOMDIR), structured reports and key objects, presentation
@@ -365,26 +366,6 @@ def nifti_affine(
         affine[:3, 2] = np.cross(row_dir, col_dir) * (slice_spacing or 1.0)
     affine[:3, 3] = geo["origin"]
     return np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
-
-
-def check_ct_values(hu: np.ndarray, path: str | Path, convention: str = "auto") -> None:
-    """Refuse a volume whose values are not Hounsfield units, unless the user stated the
-    convention (``convention="hu"``). Head CT in HU holds air (below -500 HU) around the
-    head; a volume without it lacks its rescale intercept, is pre-windowed 8-bit, or is not
-    CT. Raises :class:`InputError` naming the file and the value range."""
-    if convention == "hu":
-        return
-    lo, hi = float(np.min(hu)), float(np.max(hu))
-    if lo >= 0 and hi <= 255:
-        raise InputError(
-            path,
-            f"values {lo:g}..{hi:g} look like 8-bit pre-windowed slices, not HU; if they are, give --intensity windowed",
-        )
-    if lo > -500:
-        raise InputError(
-            path,
-            f"values {lo:g}..{hi:g} are not Hounsfield units (no air below -500 HU; missing rescale intercept?); if they are HU, give --intensity hu",
-        )
 
 
 __all__: Sequence[str] = ["check_ct_values", "folder_has_dicom", "read_dicom_series", "slice_extents_mm"]

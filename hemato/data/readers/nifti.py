@@ -7,14 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from hemato.data.readers.errors import InputError
+from hemato.data.readers.intensity import window_hu  # noqa: F401  (re-exported: older imports)
 
 MAX_VOXELS = 2**28  # 1024 x 1024 x 256: larger headers are corrupt, not CT
-
-
-def window_hu(hu: np.ndarray, level: float = 40.0, width: float = 120.0) -> np.ndarray:
-    """Linear brain window (HU) -> uint8 0..255 (same mapping as the phantom)."""
-    lo = level - width / 2.0
-    return np.clip(np.rint((hu - lo) * (255.0 / width)), 0, 255).astype(np.uint8)
 
 
 def read_nifti(path: str | Path, kind: str = "image") -> tuple[np.ndarray, tuple[float, float], float, np.ndarray]:
