@@ -35,7 +35,7 @@ import pandas as pd
 import yaml
 from scipy import stats
 
-from hemato.engine import Contract, confidence, label_bleeds, scan_counts, segment
+from hemato.engine import Contract, confidence, label_bleeds, remove_small_components, scan_counts, segment
 from hemato.metrics.overlap import overlap_scores
 from hemato.rundir import write_atomic
 
@@ -465,6 +465,97 @@ def cv_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) -> di
     return summary
 
 
+# ------------------------------------------------------------------------------ calibrate
+MIN_BLEED_GRID_PX = (0, 64, 128, 256, 512, 1024, 2048, 4096, 8192)  # native voxels at 512 px
+
+
+def _fold_masks(runs: list[Path]) -> list[dict[str, Any]]:
+    """Per out-of-fold patient (rotation 0): fold, truth and the mask its fold model
+    predicted, from the runs' ``oof_predictions``."""
+    from hemato.rundir import load_prediction
+
+    out = []
+    for r in runs:
+        fold = json.loads((r / "split.json").read_text()).get("fold")
+        for f in sorted((r / "oof_predictions").glob("*.npz")):
+            d = load_prediction(f)
+            out.append({"patient_id": f.stem, "fold": fold, "truth": d["truth"], "pred": d["pred"]})
+    if not out:
+        raise FileNotFoundError(
+            f"no oof_predictions under {', '.join(map(str, runs))}; run `python -m hemato.cv evaluate`"
+        )
+    return out
+
+
+def _scores_at(cases: list[dict[str, Any]], min_px: int) -> pd.DataFrame:
+    """Per patient at one minimum bleed size (native voxels): Dice (patients with bleed)
+    and whether a bleed-free patient is still given a bleed (the FP rule)."""
+    rows = []
+    for c in cases:
+        m = remove_small_components(c["pred"], min_px) if min_px else c["pred"]
+        t = c["truth"]
+        inter, pred, gt = int((m & t).sum()), int(m.sum()), int(t.sum())
+        rows.append(
+            {
+                "patient_id": c["patient_id"],
+                "fold": c["fold"],
+                "gt": gt,
+                "pred": pred,
+                "dice": 2 * inter / (pred + gt) if gt else math.nan,
+                "fp": bool(gt == 0 and largest_component_px(m) >= fp_threshold_px()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _smallest_passing(table: dict[int, pd.DataFrame], max_fp_rate: float, exclude_fold: int | None) -> int:
+    """The smallest grid size whose FP rate over the bleed-free patients (of the folds other
+    than ``exclude_fold``) is <= ``max_fp_rate``; the largest grid size if none is."""
+    for v in MIN_BLEED_GRID_PX:
+        t = table[v]
+        free = t[(t["gt"] == 0) & (t["fold"] != exclude_fold)]
+        if len(free) and free["fp"].mean() <= max_fp_rate:
+            return v
+    return MIN_BLEED_GRID_PX[-1]
+
+
+def calibrate_min_bleed(runs: list[str | Path], max_fp_rate: float = 0.1, seed: int = 0) -> dict[str, Any]:
+    """A minimum bleed size (3D component, native voxels) that keeps bleed-free patients
+    clean, chosen by cross-validation so that no patient's own label picks its threshold.
+
+    For each fold k the size is the smallest of :data:`MIN_BLEED_GRID_PX` at which at most
+    ``max_fp_rate`` of the bleed-free patients of the OTHER folds are given a bleed; it is
+    applied to fold k's out-of-fold masks. Returns the pooled result of that (per-patient
+    Dice with CI, FP patients), the per-fold sizes, the size chosen on all folds (for a model
+    trained on all of them) and, descriptive only, every grid size's pooled figures."""
+    run_dirs = find_oof_runs(runs)
+    cases = _fold_masks(run_dirs)
+    table = {v: _scores_at(cases, v) for v in MIN_BLEED_GRID_PX}
+    folds = sorted({c["fold"] for c in cases})
+    if len(folds) < 2 or None in folds:
+        raise ValueError(f"calibration needs the out-of-fold runs of at least two folds of one model, got folds {folds}")
+    per_fold = {int(k): _smallest_passing(table, max_fp_rate, k) for k in folds}
+    applied = pd.concat([table[per_fold[int(k)]][table[per_fold[int(k)]]["fold"] == k] for k in folds])
+    bleed, free = applied[applied["gt"] > 0], applied[applied["gt"] == 0]
+    grid = {}
+    for v, t in table.items():
+        tb, tf = t[t["gt"] > 0], t[t["gt"] == 0]
+        grid[v] = {"dice_patient": float(tb["dice"].mean()), "fp_patients": int(tf["fp"].sum()), "n_free": len(tf)}
+    return {
+        "rule": f"drop predicted 3D components smaller than N native voxels; N per fold = the smallest of {list(MIN_BLEED_GRID_PX)} giving <= {max_fp_rate:.0%} false-positive patients on the other folds",
+        "max_fp_rate": max_fp_rate,
+        "per_fold_min_px": per_fold,
+        "all_folds_min_px": _smallest_passing(table, max_fp_rate, None),
+        "dice_patient": float(bleed["dice"].mean()),
+        "dice_patient_ci": bootstrap_ci(bleed["dice"].to_numpy(float), seed=seed),
+        "fp_patients": int(free["fp"].sum()),
+        "n_patients_without_bleed": len(free),
+        "n_patients_with_bleed": len(bleed),
+        "patients": applied.drop(columns=[]).to_dict(orient="records"),
+        "grid": grid,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m hemato.cv", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -479,6 +570,12 @@ def main(argv: list[str] | None = None) -> int:
     rp = sub.add_parser("report", help="pool folds per model: metrics with CIs, paired tests")
     rp.add_argument("runs", nargs="+")
     rp.add_argument("--out", required=True)
+    cb = sub.add_parser(
+        "calibrate", help="cross-validated minimum bleed size that keeps bleed-free patients clean (one model's folds)"
+    )
+    cb.add_argument("runs", nargs="+")
+    cb.add_argument("--max-fp-rate", type=float, default=0.1)
+    cb.add_argument("--out", required=True, help="folder for calibration.json")
     a = ap.parse_args(argv)
     try:
         if a.cmd == "evaluate":
@@ -491,6 +588,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"{r}: {len(p[p['rotation'] == 0])} patients, per-patient Dice (bleed) {b['dice'].mean():.3f} -> {r}/oof_patients.csv"
                 )
+        elif a.cmd == "calibrate":
+            c = calibrate_min_bleed(a.runs, a.max_fp_rate)
+            Path(a.out).mkdir(parents=True, exist_ok=True)
+            write_atomic(Path(a.out) / "calibration.json", json.dumps(c, indent=2, default=float))
+            print(
+                f"cross-validated minimum bleed size {c['per_fold_min_px']} native voxels: per-patient Dice (bleed) "
+                f"{_fmt_ci(c['dice_patient'], c['dice_patient_ci'])}, FP patients {c['fp_patients']} of {c['n_patients_without_bleed']}; "
+                f"on all folds: {c['all_folds_min_px']} -> {a.out}/calibration.json"
+            )
         else:
             s = cv_report(a.runs, a.out)
             for label, m in s["models"].items():

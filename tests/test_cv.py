@@ -167,3 +167,46 @@ def test_cv_run_then_out_of_fold_evaluation_end_to_end(tmp_path: Path, tiny_cv_r
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "90 deg" in (tmp_path / "rep" / "table1_oof.md").read_text()
+
+
+def test_min_bleed_size_is_calibrated_on_the_other_folds(tmp_path: Path) -> None:
+    """Each fold's minimum bleed size comes from the other folds' bleed-free patients only."""
+    from hemato.cv import calibrate_min_bleed
+    from hemato.rundir import save_prediction
+
+    def blob(n_vox: int) -> np.ndarray:
+        m = np.zeros((3, 64, 64), bool)
+        m.reshape(-1)[:n_vox] = True  # one connected run of voxels
+        return m
+
+    cases = {  # fold: [(patient, truth voxels, predicted extra false voxels)]
+        0: [("a0", 0, blob(100)), ("b0", 600, None)],
+        1: [("a1", 0, blob(300)), ("b1", 70, None)],
+    }
+    for fold, pts in cases.items():
+        run = tmp_path / f"ours_fold{fold}"
+        (run / "oof_predictions").mkdir(parents=True)
+        (run / "split.json").write_text(json.dumps({"fold": fold}))
+        (run / "oof_patients.csv").write_text("patient_id\n")
+        (run / "config.yaml").write_text("model: {name: ours}\n")
+        for pid, gt, fp in pts:
+            truth = blob(gt) if gt else np.zeros((3, 64, 64), bool)
+            pred = fp if fp is not None else truth.copy()
+            save_prediction(
+                run / "oof_predictions" / f"{pid}.npz",
+                np.zeros((3, 64, 64), np.uint8),
+                truth,
+                pred,
+                None,
+                None,
+                np.arange(3),
+            )
+    c = calibrate_min_bleed([tmp_path], max_fp_rate=0.0)
+    # fold 0 is calibrated on fold 1's 300-voxel false bleed -> 512; fold 1 on fold 0's 100 -> 128
+    assert c["per_fold_min_px"] == {0: 512, 1: 128} and c["all_folds_min_px"] == 512
+    # fold 0: its 600-voxel bleed kept (Dice 1), its false 100 dropped; fold 1: its 70-voxel
+    # bleed dropped (Dice 0), its false 300 kept (a false-positive patient)
+    assert c["dice_patient"] == 0.5 and c["fp_patients"] == 1 and c["n_patients_without_bleed"] == 2
+    assert c["grid"][0]["fp_patients"] == 2 and c["grid"][8192]["fp_patients"] == 0
+    with pytest.raises(ValueError, match="at least two folds"):
+        calibrate_min_bleed([tmp_path / "ours_fold0"])
