@@ -533,7 +533,9 @@ def calibrate_min_bleed(runs: list[str | Path], max_fp_rate: float = 0.1, seed: 
     table = {v: _scores_at(cases, v) for v in MIN_BLEED_GRID_PX}
     folds = sorted({c["fold"] for c in cases})
     if len(folds) < 2 or None in folds:
-        raise ValueError(f"calibration needs the out-of-fold runs of at least two folds of one model, got folds {folds}")
+        raise ValueError(
+            f"calibration needs the out-of-fold runs of at least two folds of one model, got folds {folds}"
+        )
     per_fold = {int(k): _smallest_passing(table, max_fp_rate, k) for k in folds}
     applied = pd.concat([table[per_fold[int(k)]][table[per_fold[int(k)]]["fold"] == k] for k in folds])
     bleed, free = applied[applied["gt"] > 0], applied[applied["gt"] == 0]
