@@ -266,3 +266,25 @@ def test_cli_bad_input_one_line(checkpoint: Path, tmp_path: Path) -> None:
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [f"hemato.predict: error: {tmp_path / 'nan.nii'}: 1 NaN/inf voxels"]
     _no_report(out)
+
+
+def test_bf16_inference_agrees_with_fp32(checkpoint: Path, one_patient: Path) -> None:
+    """bf16 prediction (chosen by --precision auto on CPUs with native bf16) against fp32 on a
+    real scan: probabilities within 0.02, and the masks identical wherever fp32 is not within
+    0.05 of the threshold (the tiny test model is not confident; a trained model's pixels
+    almost all are, see docs/performance.md for its mask Dice)."""
+    from hemato.engine import segment
+    from hemato.precision import native_bf16
+    from hemato.predict import load_model, read_scan
+
+    if not native_bf16():
+        pytest.skip("this CPU has no native bf16: predict refuses --precision bf16 here")
+    m32, m16 = load_model(checkpoint, precision="32"), load_model(checkpoint, precision="bf16")
+    assert m16.identity["precision"]["precision"] == "bf16-mixed"
+    assert m32.identity["precision"]["precision"] == "32-true"
+    scan = read_scan(one_patient, m32.contract.window_level, m32.contract.window_width)
+    p32, k32 = segment(m32.forward, scan.image, m32.contract)
+    p16, k16 = segment(m16.forward, scan.image, m16.contract)
+    assert np.abs(p32 - p16).max() < 0.02
+    decisive = np.abs(p32 - m32.contract.threshold) > 0.05
+    assert np.array_equal(k32[decisive], k16[decisive])
