@@ -62,6 +62,8 @@ def packed(tmp_path_factory, tiny_cv_runs) -> Path:
             str(out),
             "--trained-on",
             "test: ct-ich sample, 2 folds",
+            "--min-component-px",
+            "3",
         ],
         capture_output=True,
         text=True,
@@ -81,7 +83,7 @@ def test_packed_weights_load_without_code_and_carry_their_contract(packed: Path)
         40.0,
         120.0,
         "any",
-        2,
+        3,  # the packing's override (the runs trained with 2)
         64,
     )
     assert c["trained_on"] == "test: ct-ich sample, 2 folds"
@@ -104,5 +106,5 @@ def test_dicom_nifti_and_png_of_the_same_slices_give_the_same_mask(packed: Path,
         r = predict(packed, inp, tmp_path / f"o_{inp.stem}", precision="32")
         assert [s["area_px"] for s in r["slices"]] == [s["area_px"] for s in png["slices"]], r["input"]["kind"]
         assert r["volume_ml"] == pytest.approx(png["volume_ml"])
-    assert png["model"]["members"] == 2 and png["contract"]["min_component_px"] == 2
+    assert png["model"]["members"] == 2 and png["contract"]["min_component_px"] == 3
     shutil.rmtree(tmp_path / "png")

@@ -107,9 +107,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", required=True)
     p.add_argument("--trained-on", help="contract's trained_on text")
     p.add_argument("--note", default="")
+    p.add_argument(
+        "--min-component-px",
+        type=int,
+        help="contract's minimum bleed size (network-grid pixels), e.g. from `python -m hemato.cv calibrate`",
+    )
     a = ap.parse_args(argv)
+    over: dict[str, Any] = {}
+    if a.trained_on:
+        over["trained_on"] = a.trained_on
+    if a.min_component_px is not None:
+        over["min_component_px"] = a.min_component_px
     try:
-        out = pack(a.runs, a.output, {"trained_on": a.trained_on} if a.trained_on else None, a.note)
+        out = pack(a.runs, a.output, over or None, a.note)
     except (OSError, ValueError, KeyError) as e:
         print(f"hemato.weights: error: {e}", file=sys.stderr)
         return 2
