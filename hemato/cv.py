@@ -40,6 +40,7 @@ from hemato.metrics.overlap import overlap_scores
 from hemato.rundir import write_atomic
 
 ASSUMED_SPACING_MM = 0.45
+ASSUMED_SLICE_MM = 5.0  # the collection's slice spacing (its description)
 FP_AREA_MM2 = 10.0
 
 
@@ -387,6 +388,17 @@ def cv_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) -> di
                 str(k): {"n": int(len(g)), "dice_patient": float(g["dice"].mean())}
                 for k, g in p0[p0["gt"] > 0].groupby("kinds")
             }
+        b0 = p0[p0["gt"] > 0]
+        voxel_ml = ASSUMED_SPACING_MM**2 * ASSUMED_SLICE_MM / 1000.0
+        size_rows = {}
+        for name, lo, hi in (("< 2 ml", 0.0, 2.0), ("2-10 ml", 2.0, 10.0), ("> 10 ml", 10.0, math.inf)):
+            g = b0[(b0["gt"] * voxel_ml >= lo) & (b0["gt"] * voxel_ml < hi)]
+            size_rows[name] = {
+                "n": int(len(g)),
+                "dice_patient": float(g["dice"].mean()) if len(g) else math.nan,
+                "dice_patient_ci": bootstrap_ci(g["dice"].to_numpy(float), seed=seed),
+            }
+        summary["models"][label]["by_size"] = size_rows
         if "unsure" in p0 and p0["unsure"].notna().any():
             b = p0[p0["gt"] > 0]
             fl = b["unsure"].astype(str).str.lower() == "true"
@@ -446,6 +458,24 @@ def cv_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) -> di
     for label in merged:
         figs += failure_figures(paths, label, out / "figures")
     summary["figures"] = [str(f.relative_to(out)) for f in figs]
+    md += [
+        "",
+        f"Per-patient Dice by true bleed size (volume at an assumed {ASSUMED_SPACING_MM} mm pixel and {ASSUMED_SLICE_MM:g} mm slice spacing):",
+        "",
+        "| model | < 2 ml | 2-10 ml | > 10 ml |",
+        "|---|---|---|---|",
+    ]
+    md += [
+        f"| {k} | "
+        + " | ".join(
+            f"{r['dice_patient']:.3f} [{r['dice_patient_ci'][0]:.3f}, {r['dice_patient_ci'][1]:.3f}] (n={r['n']})"
+            if r["n"]
+            else "-"
+            for r in v["by_size"].values()
+        )
+        + " |"
+        for k, v in summary["models"].items()
+    ]
     conf_rows = [(k, v["confidence"]) for k, v in summary["models"].items() if "confidence" in v]
     if conf_rows:
         md += [

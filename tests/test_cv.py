@@ -84,6 +84,9 @@ def test_folds_pool_per_model_with_cis_and_paired_test(tmp_path: Path) -> None:
     assert pt["n"] == 2 and pt["mean_diff"] == pytest.approx(0.25)
     md = (tmp_path / "out" / "table1_oof.md").read_text()
     assert "| Ours | 0,1 | 4 | 2 | 0.700 [" in md and "Ours - U-Net" in md
+    # both bleeds hold 100 voxels (0.1 ml at the assumed geometry): the small-bleed column
+    assert o["by_size"]["< 2 ml"]["n"] == 2 and o["by_size"]["< 2 ml"]["dice_patient"] == pytest.approx(0.7)
+    assert o["by_size"]["> 10 ml"]["n"] == 0 and "| Ours | 0.700 [" in md
     assert json.loads((tmp_path / "out" / "cv_summary.json").read_text())["models"]["U-Net"][
         "dice_patient"
     ] == pytest.approx(0.45)
