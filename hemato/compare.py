@@ -123,7 +123,7 @@ def compare(
             from hemato.predict import default_checkpoint
 
             checkpoint = default_checkpoint()
-        loaded = load_model(checkpoint, kw.get("device", "cpu"), precision=kw.pop("precision", "auto"))
+        loaded = load_model(checkpoint, kw.get("device", "cpu"), precision=kw.pop("precision", "32"))
     r0, d0 = _side(baseline, out / "baseline", loaded, checkpoint, **kw)
     r1, d1 = _side(followup, out / "followup", loaded, checkpoint, **kw)
     for name, r, src in (("baseline", r0, baseline), ("follow-up", r1, followup)):
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help="compare scans of different patients")
     ap.add_argument("--spacing", nargs=2, type=float, metavar=("ROW_MM", "COL_MM"))
     ap.add_argument("--slice-spacing", dest="thickness", type=float, metavar="MM")
-    ap.add_argument("--precision", choices=["auto", "32", "bf16"], default="auto")
+    ap.add_argument("--precision", choices=["auto", "32", "bf16"], default="32", help="as hemato.predict's")
     a = ap.parse_args(argv)
     try:
         r = compare(
