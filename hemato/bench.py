@@ -448,8 +448,10 @@ def _report_seconds(checkpoint: str, patient: Any) -> float:
     from hemato.predict import predict
 
     with tempfile.TemporaryDirectory() as tmp:
-        # windowed 0..255 back to HU of the default brain window (level 40, width 120)
+        # windowed 0..255 back to HU of the default brain window (level 40, width 120); the
+        # black around the head back to air (-1000 HU), as a real scan has (predict checks it)
         hu = patient.image.astype(np.float32) / 255.0 * 120.0 - 20.0
+        hu[patient.image == 0] = -1000.0
         data = np.transpose(hu[:, ::-1, ::-1], (2, 1, 0))  # (x, y, z) in RAS, like read_nifti expects
         sr, sc = patient.spacing_mm
         nib.save(
