@@ -182,7 +182,7 @@ def test_notebook_executes_from_its_folder_without_environment(sweeps: Path, tmp
     (proj / "pyproject.toml").write_text("")
     (proj / "runs").mkdir()
     for name in ("table1", "ablation"):
-        (proj / "runs" / name).symlink_to(sweeps / "runs" / name)
+        shutil.copytree(sweeps / "runs" / name, proj / "runs" / name)
     nb = nbformat.read(ROOT / "notebooks" / "results.ipynb", as_version=4)
     monkeypatch.delenv("HEMATO_RUNS", raising=False)
     monkeypatch.delenv("HEMATO_REPORT", raising=False)
