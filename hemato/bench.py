@@ -527,10 +527,12 @@ def _fixed(cols: list[tuple[str, str, int]], rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def precision_table(rows: list[dict[str, Any]], peak: float, bf16_peak: float) -> str:
-    """fp32 and bf16 side by side per network: slices/s, the bf16/fp32 ratio and the
-    utilisation of each precision's own peak (inference) and of the fp32 peak (training)."""
+def derive_ratios(rows: list[dict[str, Any]], peak: float, bf16_peak: float, ref: dict[str, Any] | None) -> None:
+    """Add to each row (in place, so the JSON has them too) the utilisations of each
+    precision's own peak (inference; training against the fp32 / bf16 peak), the bf16/fp32
+    ratios, and the ratios to the reference (plain U-Net) row of the same size and width."""
     for r in rows:
+        r["util"] = 100 * r["infer_gflops"] / peak if peak == peak else float("nan")
         r["util_bf16"] = 100 * r["infer_gflops_bf16"] / bf16_peak if "infer_gflops_bf16" in r else None
         r["infer_x_bf16"] = r["infer_slices_s_bf16"] / r["infer_slices_s"] if "infer_slices_s_bf16" in r else None
         if "train_slices_s" in r:
@@ -538,6 +540,15 @@ def precision_table(rows: list[dict[str, Any]], peak: float, bf16_peak: float) -
         if "train_slices_s_bf16" in r:
             r["train_x_bf16"] = r["train_slices_s_bf16"] / r["train_slices_s"]
             r["train_util_bf16"] = 100 * r["train_gflops_bf16"] / bf16_peak
+        if ref is not None and r.get("size") == ref.get("size") and r.get("width") == ref.get("width"):
+            r["infer_ratio"] = r["infer_slices_s"] / ref["infer_slices_s"]
+            if "train_slices_s" in r and "train_slices_s" in ref:
+                r["train_ratio"] = r["train_slices_s"] / ref["train_slices_s"]
+
+
+def precision_table(rows: list[dict[str, Any]]) -> str:
+    """fp32 and bf16 side by side per network (after :func:`derive_ratios`): slices/s, the
+    bf16/fp32 ratio and the utilisation of each precision's own peak."""
     cols = [
         ("model", "model", 0),
         ("size", "px", 0),
@@ -556,8 +567,9 @@ def precision_table(rows: list[dict[str, Any]], peak: float, bf16_peak: float) -
     return _fixed(cols, rows)
 
 
-def table(rows: list[dict[str, Any]], peak: float, ref: dict[str, Any] | None) -> str:
-    """The fp32 figures as a fixed-width table; ratios are to the reference (plain U-Net) row."""
+def table(rows: list[dict[str, Any]]) -> str:
+    """The fp32 figures as a fixed-width table (after :func:`derive_ratios`); ratios are to
+    the reference (plain U-Net) row."""
     cols = [
         ("model", "model", 0),
         ("size", "px", 0),
@@ -578,12 +590,6 @@ def table(rows: list[dict[str, Any]], peak: float, ref: dict[str, Any] | None) -
         ("infer_ratio", "inf/ref", 2),
         ("train_ratio", "trn/ref", 2),
     ]
-    for r in rows:
-        r["util"] = 100 * r["infer_gflops"] / peak if peak == peak else float("nan")
-        if ref is not None and r.get("size") == ref.get("size") and r.get("width") == ref.get("width"):
-            r["infer_ratio"] = r["infer_slices_s"] / ref["infer_slices_s"]
-            if "train_slices_s" in r and "train_slices_s" in ref:
-                r["train_ratio"] = r["train_slices_s"] / ref["train_slices_s"]
     return _fixed(cols, rows)
 
 
@@ -744,12 +750,12 @@ def main(argv: list[str] | None = None) -> int:
         recipes.append(recipe_rate(exp, a.device, a.seconds))
     ref = rows[0]
     print()
-    print(table(rows + paper_rows, peak["peak_gflops"], ref))
-    bf16_peak = peak.get("bf16_peak_gflops", float("nan"))
+    derive_ratios(rows + paper_rows, peak["peak_gflops"], peak.get("bf16_peak_gflops", float("nan")), ref)
+    print(table(rows + paper_rows))
     print(
         "\n  fp32 and bf16 side by side (bf16: channels-last + folded BN under autocast for inference, autocast for training):"
     )
-    print(precision_table(rows + paper_rows, peak["peak_gflops"], bf16_peak))
+    print(precision_table(rows + paper_rows))
     for rc in recipes:
         rates = ", ".join(
             f"{k.removeprefix('train_slices_s_')} {v:.1f} slices/s"

@@ -583,7 +583,7 @@ def calibrate_min_bleed(runs: list[str | Path], max_fp_rate: float = 0.1, seed: 
         "fp_patients": int(free["fp"].sum()),
         "n_patients_without_bleed": len(free),
         "n_patients_with_bleed": len(bleed),
-        "patients": applied.drop(columns=[]).to_dict(orient="records"),
+        "patients": applied.to_dict(orient="records"),
         "grid": grid,
     }
 

@@ -163,11 +163,13 @@ def confidence(
     mask is empty at the threshold but not at ``low`` is unsure too. Per bleed (3D
     components of the mask; ``bleeds`` = :func:`label_bleeds` of it, if already computed):
     its voxels and mean probability."""
-    n = {}
-    for name, t in (("low", low), ("mid", contract.threshold), ("high", high)):
-        n[name] = int(postprocess(probs, Contract.from_dict({**contract.as_dict(), "threshold": t})).sum())
+    masks = {
+        name: postprocess(probs, Contract.from_dict({**contract.as_dict(), "threshold": t}))
+        for name, t in (("low", low), ("mid", contract.threshold), ("high", high))
+    }
+    n = {name: int(m.sum()) for name, m in masks.items()}
     rel = (n["low"] - n["high"]) / n["mid"] if n["mid"] else (float("inf") if n["low"] else 0.0)
-    labels, k = bleeds if bleeds is not None else label_bleeds(postprocess(probs, contract))
+    labels, k = bleeds if bleeds is not None else label_bleeds(masks["mid"])
     per_bleed = []
     for lab, box in enumerate(ndimage.find_objects(labels, max_label=k), start=1):
         sel = labels[box] == lab
