@@ -2,13 +2,20 @@
 
     python -m hemato.cv evaluate RUN_DIR [RUN_DIR ...] [--rotations 0 90 180 270]
     python -m hemato.cv report RUN_DIR_OR_SWEEP [...] --out reports/ctich
+    python -m hemato.cv calibrate RUN_DIR_OR_SWEEP [...] --out reports/ctich [--max-fp-rate 0.1]
 
 ``evaluate`` loads a finished run's checkpoint, rebuilds its test fold from the run's own
 ``config.yaml`` + ``split.json``, and segments every test patient with
 :func:`hemato.engine.segment` and the checkpoint's contract, i.e. exactly what
 ``hemato.predict`` would do. It writes ``oof_patients.csv`` and ``oof_slices.csv`` in the run
 folder (with ``--rotations``: the inputs rotated in plane by those angles, predictions rotated
-back, one row per patient and angle).
+back, one row per patient and angle), and ``oof_components.csv``: every predicted 3D
+component before the contract's component rules, with its size, highest probability, mean HU
+and overlap with the truth. ``--contract tta=true --out DIR`` evaluates another contract
+without touching the run's own results.
+
+``calibrate`` chooses the contract's component rules (minimum size, probability, HU) from
+those tables by leave-one-fold-out: each fold is scored with the rule picked on the others.
 
 ``report`` pools the out-of-fold rows of all folds of each model (every patient is tested
 exactly once per model) into per-slice and per-patient Dice / IoU / Rvd, detection
@@ -35,7 +42,7 @@ import pandas as pd
 import yaml
 from scipy import stats
 
-from hemato.engine import Contract, confidence, label_bleeds, remove_small_components, scan_counts, segment
+from hemato.engine import Contract, confidence, label_bleeds, scan_counts, segment
 from hemato.metrics.overlap import overlap_scores
 from hemato.rundir import write_atomic
 
@@ -66,18 +73,52 @@ def _load_records(run_dir: Path, patients: list[str]) -> list[Any]:
     return [records[p] for p in patients]
 
 
+def component_rows(probs: np.ndarray, images: np.ndarray, truth: np.ndarray, con: Contract) -> list[dict[str, Any]]:
+    """Every 3D component of ``probs > threshold`` (before the contract's component rules),
+    one dict each: native voxels, network-grid pixels, highest probability, mean HU (through
+    the window) and voxels shared with ``truth``; what ``calibrate`` chooses its rules on."""
+    from scipy import ndimage
+
+    from hemato.engine import window_to_hu
+
+    labels, n = label_bleeds(probs > con.threshold)
+    if not n:
+        return []
+    idx = np.arange(1, n + 1)
+    h, w = probs.shape[-2:]
+    scale = (con.input_size / h) * (con.input_size / w)
+    vox = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    inter = np.bincount(labels[truth], minlength=n + 1)[1:]
+    peak = np.asarray(ndimage.maximum(probs, labels, idx), float)
+    hu = np.asarray(window_to_hu(np.asarray(ndimage.mean(images, labels, idx)), con), float)
+    return [
+        {
+            "voxels": int(vox[i]),
+            "grid_px": float(vox[i] * scale),
+            "peak": float(peak[i]),
+            "mean_hu": float(hu[i]),
+            "inter": int(inter[i]),
+        }
+        for i in range(n)
+    ]
+
+
 def evaluate_run(
     run_dir: str | Path,
     rotations: tuple[int, ...] = (0,),
     contract: dict[str, Any] | None = None,
     checkpoint: str | Path | None = None,
     write: bool = True,
+    out_dir: str | Path | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Out-of-fold evaluation of one finished run through the engine.
 
     Returns ``(patients, slices)``: one row per (patient, rotation) and per (patient,
     rotation, slice). ``contract`` overrides fields of the checkpoint's contract (e.g.
-    ``{"min_component_px": 0}``); ``checkpoint`` defaults to the run's tested checkpoint.
+    ``{"min_component_px": 0, "tta": True}``); ``checkpoint`` defaults to the run's tested
+    checkpoint. The files go to the run folder, or with ``out_dir`` to ``out_dir/<run
+    name>/`` together with copies of the run's config, split and metrics (so another contract
+    can be evaluated without touching the run's own results).
     """
     from hemato.predict import load_model
 
@@ -94,7 +135,7 @@ def evaluate_run(
         con = Contract.from_dict({**con.as_dict(), **contract})
     test = split["split"]["test"]
     records = _load_records(run_dir, test)
-    prow, srows = [], []
+    prow, srows, crows = [], [], []
     masks0: list[tuple[Any, np.ndarray]] = []
     for rec in records:
         truth = rec.mask if rec.mask is not None else np.zeros(rec.image.shape, bool)
@@ -102,10 +143,14 @@ def evaluate_run(
             k = (int(angle) // 90) % 4
             img = np.ascontiguousarray(np.rot90(rec.image, k, axes=(1, 2)))
             probs, mask = segment(model.forward, img, con)
-            conf = confidence(probs, con) if k == 0 else None
+            conf = confidence(probs, con, images=img) if k == 0 else None
             mask = np.ascontiguousarray(np.rot90(mask, -k, axes=(1, 2)))
             if k == 0:
                 masks0.append((rec, mask))
+                crows += [
+                    {"patient_id": rec.patient_id, "fold": split.get("fold"), "component": i, **row}
+                    for i, row in enumerate(component_rows(probs, img, truth.astype(bool), con), start=1)
+                ]
             c = scan_counts(mask, truth)
             sc = overlap_scores(c["inter"], c["pred"], c["gt"])
             for z in range(len(c["gt"])):
@@ -149,7 +194,15 @@ def evaluate_run(
     if write:
         from hemato.rundir import save_prediction
 
-        pred_dir = run_dir / "oof_predictions"
+        dest = run_dir
+        if out_dir is not None:
+            import shutil
+
+            dest = Path(out_dir) / run_dir.name
+            dest.mkdir(parents=True, exist_ok=True)
+            for name in ("config.yaml", "split.json", "metrics.json"):
+                shutil.copyfile(run_dir / name, dest / name)
+        pred_dir = dest / "oof_predictions"
         pred_dir.mkdir(exist_ok=True)
         for rec, m in masks0:
             save_prediction(
@@ -161,10 +214,12 @@ def evaluate_run(
                 rec.thickness_mm,
                 rec.slice_index,
             )
-        write_atomic(run_dir / "oof_patients.csv", patients.to_csv(index=False))
-        write_atomic(run_dir / "oof_slices.csv", slices.to_csv(index=False))
+        cols = ["patient_id", "fold", "component", "voxels", "grid_px", "peak", "mean_hu", "inter"]
+        write_atomic(dest / "oof_components.csv", pd.DataFrame(crows, columns=cols).to_csv(index=False))
+        write_atomic(dest / "oof_patients.csv", patients.to_csv(index=False))
+        write_atomic(dest / "oof_slices.csv", slices.to_csv(index=False))
         write_atomic(
-            run_dir / "oof_contract.json", json.dumps({"checkpoint": str(ckpt), "contract": con.as_dict()}, indent=2)
+            dest / "oof_contract.json", json.dumps({"checkpoint": str(ckpt), "contract": con.as_dict()}, indent=2)
         )
     return patients, slices
 
@@ -496,94 +551,115 @@ def cv_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) -> di
 
 
 # ------------------------------------------------------------------------------ calibrate
-MIN_BLEED_GRID_PX = (0, 64, 128, 256, 512, 1024, 2048, 4096, 8192)  # native voxels at 512 px
+# The component rules calibrate searches (the contract's units): minimum size in network-grid
+# pixels, minimum highest probability, minimum mean HU (None = no HU rule).
+GRID_MIN_PX = (0, 16, 32, 64, 128, 256, 512, 1024, 2048)
+GRID_PEAK = (0.0, 0.9, 0.95, 0.99)
+GRID_HU: tuple[float | None, ...] = (None, 40.0, 45.0, 50.0, 55.0, 60.0)
 
 
-def _fold_masks(runs: list[Path]) -> list[dict[str, Any]]:
-    """Per out-of-fold patient (rotation 0): fold, truth and the mask its fold model
-    predicted, from the runs' ``oof_predictions``."""
-    from hemato.rundir import load_prediction
-
-    out = []
-    for r in runs:
-        fold = json.loads((r / "split.json").read_text()).get("fold")
-        for f in sorted((r / "oof_predictions").glob("*.npz")):
-            d = load_prediction(f)
-            out.append({"patient_id": f.stem, "fold": fold, "truth": d["truth"], "pred": d["pred"]})
-    if not out:
+def _components(runs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(components, patients at rotation 0) of one model's out-of-fold runs."""
+    missing = [r for r in runs if not (r / "oof_components.csv").is_file()]
+    if missing:
         raise FileNotFoundError(
-            f"no oof_predictions under {', '.join(map(str, runs))}; run `python -m hemato.cv evaluate`"
+            f"{missing[0]}: no oof_components.csv; run `python -m hemato.cv evaluate` with this version of hemato"
         )
-    return out
+    comps = pd.concat(
+        [pd.read_csv(r / "oof_components.csv", dtype={"patient_id": str}) for r in runs], ignore_index=True
+    )
+    pats = pd.concat([pd.read_csv(r / "oof_patients.csv", dtype={"patient_id": str}) for r in runs], ignore_index=True)
+    pats = pats[pats["rotation"] == 0].set_index("patient_id")
+    return comps, pats
 
 
-def _scores_at(cases: list[dict[str, Any]], min_px: int) -> pd.DataFrame:
-    """Per patient at one minimum bleed size (native voxels): Dice (patients with bleed)
-    and whether a bleed-free patient is still given a bleed (the FP rule)."""
-    rows = []
-    for c in cases:
-        m = remove_small_components(c["pred"], min_px) if min_px else c["pred"]
-        t = c["truth"]
-        inter, pred, gt = int((m & t).sum()), int(m.sum()), int(t.sum())
-        rows.append(
-            {
-                "patient_id": c["patient_id"],
-                "fold": c["fold"],
-                "gt": gt,
-                "pred": pred,
-                "dice": 2 * inter / (pred + gt) if gt else math.nan,
-                "fp": bool(gt == 0 and largest_component_px(m) >= fp_threshold_px()),
-            }
-        )
-    return pd.DataFrame(rows)
+def _scores_with(comps: pd.DataFrame, pats: pd.DataFrame, rule: tuple[float, float, float | None]) -> pd.DataFrame:
+    """Per patient, with the components that pass ``rule`` = (min grid px, min peak, min
+    HU): Dice (patients with bleed) and whether a bleed-free patient keeps a bleed (the FP
+    rule)."""
+    min_px, peak, hu = rule
+    keep = (comps["grid_px"] >= min_px) & (comps["peak"] >= peak)
+    if hu is not None:
+        keep &= comps["mean_hu"] >= hu
+    k = comps[keep].groupby("patient_id").agg(inter=("inter", "sum"), pred=("voxels", "sum"), big=("voxels", "max"))
+    t = pats[["fold", "gt"]].join(k).fillna({"inter": 0, "pred": 0, "big": 0})
+    gt = t["gt"].to_numpy(float)
+    t["dice"] = np.where(gt > 0, 2 * t["inter"] / np.maximum(t["pred"] + gt, 1), np.nan)
+    t["fp"] = (t["gt"] == 0) & (t["big"] >= fp_threshold_px())
+    return t
 
 
-def _smallest_passing(table: dict[int, pd.DataFrame], max_fp_rate: float, exclude_fold: int | None) -> int:
-    """The smallest grid size whose FP rate over the bleed-free patients (of the folds other
-    than ``exclude_fold``) is <= ``max_fp_rate``; the largest grid size if none is."""
-    for v in MIN_BLEED_GRID_PX:
-        t = table[v]
-        free = t[(t["gt"] == 0) & (t["fold"] != exclude_fold)]
-        if len(free) and free["fp"].mean() <= max_fp_rate:
-            return v
-    return MIN_BLEED_GRID_PX[-1]
+def _best_rule(
+    table: dict[tuple[float, float, float | None], pd.DataFrame], max_fp_rate: float, exclude_fold: int | None
+) -> tuple[float, float, float | None]:
+    """The rule with the highest mean Dice (patients with bleed) among those giving at most
+    ``max_fp_rate`` false-positive patients, both over the folds other than
+    ``exclude_fold``; if none does, the rule with the fewest false positives."""
+
+    def stats_of(t: pd.DataFrame) -> tuple[float, float]:
+        o = t[t["fold"] != exclude_fold]
+        free = o[o["gt"] == 0]
+        return (float(free["fp"].mean()) if len(free) else 0.0), float(o["dice"].mean())
+
+    st = {rule: stats_of(t) for rule, t in table.items()}
+    ok = [r for r, (fp, _) in st.items() if fp <= max_fp_rate]
+    if ok:  # ties: the rule listed first in the grid (the least strict)
+        return max(ok, key=lambda r: st[r][1])
+    return min(st, key=lambda r: (st[r][0], -st[r][1]))
 
 
-def calibrate_min_bleed(runs: list[str | Path], max_fp_rate: float = 0.1, seed: int = 0) -> dict[str, Any]:
-    """A minimum bleed size (3D component, native voxels) that keeps bleed-free patients
-    clean, chosen by cross-validation so that no patient's own label picks its threshold.
+def _rule_dict(rule: tuple[float, float, float | None]) -> dict[str, Any]:
+    """A rule as the contract's fields."""
+    return {"min_component_px": int(rule[0]), "min_component_peak": float(rule[1]), "min_component_hu": rule[2]}
 
-    For each fold k the size is the smallest of :data:`MIN_BLEED_GRID_PX` at which at most
-    ``max_fp_rate`` of the bleed-free patients of the OTHER folds are given a bleed; it is
-    applied to fold k's out-of-fold masks. Returns the pooled result of that (per-patient
-    Dice with CI, FP patients), the per-fold sizes, the size chosen on all folds (for a model
-    trained on all of them) and, descriptive only, every grid size's pooled figures."""
+
+def calibrate_components(runs: list[str | Path], max_fp_rate: float = 0.1, seed: int = 0) -> dict[str, Any]:
+    """Component rules (minimum size, highest probability, mean HU; the contract's
+    ``min_component_*``) that keep bleed-free patients clean, chosen by cross-validation so
+    that no patient's own label picks the rule applied to it.
+
+    For each fold k, the rule of the grid (:data:`GRID_MIN_PX` x :data:`GRID_PEAK` x
+    :data:`GRID_HU`) with the best mean Dice among those giving at most ``max_fp_rate``
+    false-positive patients on the OTHER folds is applied to fold k's components (from
+    ``evaluate``'s ``oof_components.csv``). Returns that pooled result (per-patient Dice with
+    CI, FP patients), the per-fold rules, the rule chosen on all folds (for a model trained on
+    all of them, or the folds' ensemble) and, descriptive only, each rule's pooled figures."""
     run_dirs = find_oof_runs(runs)
-    cases = _fold_masks(run_dirs)
-    table = {v: _scores_at(cases, v) for v in MIN_BLEED_GRID_PX}
-    folds = sorted({c["fold"] for c in cases})
-    if len(folds) < 2 or None in folds:
+    comps, pats = _components(run_dirs)
+    folds = sorted(set(pats["fold"].dropna().astype(int)))
+    if len(folds) < 2 or pats["fold"].isna().any():
         raise ValueError(
             f"calibration needs the out-of-fold runs of at least two folds of one model, got folds {folds}"
         )
-    per_fold = {int(k): _smallest_passing(table, max_fp_rate, k) for k in folds}
-    applied = pd.concat([table[per_fold[int(k)]][table[per_fold[int(k)]]["fold"] == k] for k in folds])
+    rules = [(m, p, h) for m in GRID_MIN_PX for p in GRID_PEAK for h in GRID_HU]
+    table = {r: _scores_with(comps, pats, r) for r in rules}
+    per_fold = {k: _best_rule(table, max_fp_rate, k) for k in folds}
+    applied = pd.concat([table[per_fold[k]][table[per_fold[k]]["fold"] == k] for k in folds])
     bleed, free = applied[applied["gt"] > 0], applied[applied["gt"] == 0]
-    grid = {}
-    for v, t in table.items():
+    grid = []
+    for r, t in table.items():
         tb, tf = t[t["gt"] > 0], t[t["gt"] == 0]
-        grid[v] = {"dice_patient": float(tb["dice"].mean()), "fp_patients": int(tf["fp"].sum()), "n_free": len(tf)}
+        grid.append({**_rule_dict(r), "dice_patient": float(tb["dice"].mean()), "fp_patients": int(tf["fp"].sum())})
+    none = table[(0, 0.0, None)]
     return {
-        "rule": f"drop predicted 3D components smaller than N native voxels; N per fold = the smallest of {list(MIN_BLEED_GRID_PX)} giving <= {max_fp_rate:.0%} false-positive patients on the other folds",
+        "rule": (
+            "keep a predicted 3D component only if it has >= min_component_px network-grid pixels, a highest "
+            "probability >= min_component_peak and a mean HU >= min_component_hu; per fold, the grid rule with the "
+            f"best Dice among those giving <= {max_fp_rate:.0%} false-positive patients on the other folds"
+        ),
         "max_fp_rate": max_fp_rate,
-        "per_fold_min_px": per_fold,
-        "all_folds_min_px": _smallest_passing(table, max_fp_rate, None),
+        "per_fold": {int(k): _rule_dict(r) for k, r in per_fold.items()},
+        "all_folds": _rule_dict(_best_rule(table, max_fp_rate, None)),
         "dice_patient": float(bleed["dice"].mean()),
         "dice_patient_ci": bootstrap_ci(bleed["dice"].to_numpy(float), seed=seed),
         "fp_patients": int(free["fp"].sum()),
         "n_patients_without_bleed": len(free),
         "n_patients_with_bleed": len(bleed),
-        "patients": applied.to_dict(orient="records"),
+        "without_rules": {
+            "dice_patient": float(none.loc[none["gt"] > 0, "dice"].mean()),
+            "fp_patients": int(none["fp"].sum()),
+        },
+        "patients": applied.reset_index().to_dict(orient="records"),
         "grid": grid,
     }
 
@@ -599,11 +675,20 @@ def main(argv: list[str] | None = None) -> int:
         "--rotations", nargs="+", type=int, default=[0], help="in-plane rotations (degrees, multiples of 90)"
     )
     ev.add_argument("--min-component-px", type=int, help="override the checkpoint contract's min_component_px")
+    ev.add_argument(
+        "--contract",
+        nargs="+",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override contract fields (YAML values), e.g. tta=true min_component_peak=0.9",
+    )
+    ev.add_argument("--out", help="write the results to OUT/<run name>/ instead of into the run folder")
     rp = sub.add_parser("report", help="pool folds per model: metrics with CIs, paired tests")
     rp.add_argument("runs", nargs="+")
     rp.add_argument("--out", required=True)
     cb = sub.add_parser(
-        "calibrate", help="cross-validated minimum bleed size that keeps bleed-free patients clean (one model's folds)"
+        "calibrate",
+        help="cross-validated component rules (size, probability, HU) that keep bleed-free patients clean (one model's folds)",
     )
     cb.add_argument("runs", nargs="+")
     cb.add_argument("--max-fp-rate", type=float, default=0.1)
@@ -611,23 +696,31 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     try:
         if a.cmd == "evaluate":
-            over = {"min_component_px": a.min_component_px} if a.min_component_px is not None else None
+            over: dict[str, Any] = {}
+            if a.min_component_px is not None:
+                over["min_component_px"] = a.min_component_px
+            for item in a.contract:
+                key, eq, value = item.partition("=")
+                if not eq:
+                    raise ValueError(f"--contract {item!r}: expected FIELD=VALUE")
+                over[key] = yaml.safe_load(value)
             for r in a.runs:
                 if any(x % 90 for x in a.rotations):
                     raise ValueError("--rotations must be multiples of 90")
-                p, _ = evaluate_run(r, tuple(a.rotations), over)
+                p, _ = evaluate_run(r, tuple(a.rotations), over or None, out_dir=a.out)
                 b = p[(p["rotation"] == 0) & (p["gt"] > 0)]
                 print(
-                    f"{r}: {len(p[p['rotation'] == 0])} patients, per-patient Dice (bleed) {b['dice'].mean():.3f} -> {r}/oof_patients.csv"
+                    f"{r}: {len(p[p['rotation'] == 0])} patients, per-patient Dice (bleed) {b['dice'].mean():.3f} -> {Path(a.out) / Path(r).name if a.out else r}/oof_patients.csv"
                 )
         elif a.cmd == "calibrate":
-            c = calibrate_min_bleed(a.runs, a.max_fp_rate)
+            c = calibrate_components(a.runs, a.max_fp_rate)
             Path(a.out).mkdir(parents=True, exist_ok=True)
             write_atomic(Path(a.out) / "calibration.json", json.dumps(c, indent=2, default=float))
+            w = c["without_rules"]
             print(
-                f"cross-validated minimum bleed size {c['per_fold_min_px']} native voxels: per-patient Dice (bleed) "
-                f"{_fmt_ci(c['dice_patient'], c['dice_patient_ci'])}, FP patients {c['fp_patients']} of {c['n_patients_without_bleed']}; "
-                f"on all folds: {c['all_folds_min_px']} -> {a.out}/calibration.json"
+                f"cross-validated component rules: per-patient Dice (bleed) {_fmt_ci(c['dice_patient'], c['dice_patient_ci'])}, "
+                f"FP patients {c['fp_patients']} of {c['n_patients_without_bleed']} (without rules: {w['dice_patient']:.3f}, "
+                f"{w['fp_patients']}); rule on all folds: {c['all_folds']} -> {a.out}/calibration.json"
             )
         else:
             s = cv_report(a.runs, a.out)

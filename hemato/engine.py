@@ -6,7 +6,9 @@ reports, ``hemato.predict``, ``hemato.bench``) calls :func:`segment` with the mo
 
 Path: HU (or 8-bit slices already in the contract's window) -> window -> (Z, H, W) uint8
 -> head crop -> resize to ``input_size`` -> network -> sigmoid -> back to the native grid
--> ``> threshold`` -> 3D components smaller than ``min_component_px`` dropped.
+-> ``> threshold`` -> 3D components dropped that are smaller than ``min_component_px``, whose
+highest probability is below ``min_component_peak`` or whose mean intensity is below
+``min_component_hu``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,14 @@ class Contract:
             channels (2.5D; 0 = one slice, the paper's 2D input). The network takes
             ``2 * context + 1`` channels: slices z-context..z+context of the scan's slice
             order, the first / last slice repeated at the ends.
+        tta: average the probabilities of the identity and the horizontal and vertical flips.
+        min_component_peak: 3D components whose highest probability is below this are
+            dropped (0 keeps every component; e.g. 0.99 keeps only bleeds the network is sure
+            of somewhere).
+        min_component_hu: 3D components whose mean intensity, in HU through the contract's
+            window, is below this are dropped (``None`` keeps all). Acute blood is ~50-90 HU;
+            a component that averages brain (~30-40 HU) or CSF is not one. Hypodense (chronic)
+            bleeds are dropped too: a stated limit of a contract that sets it.
     """
 
     input_size: int
@@ -53,6 +63,9 @@ class Contract:
     crop_to_head: bool = True
     trained_on: str = "unknown"
     context: int = 0
+    tta: bool = False
+    min_component_peak: float = 0.0
+    min_component_hu: float | None = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.input_size, int) and self.input_size > 0 and self.input_size % 32 == 0):
@@ -63,6 +76,8 @@ class Contract:
             raise ValueError(f"window_width must be positive HU, got {self.window_width}")
         if self.min_component_px < 0:
             raise ValueError(f"min_component_px must be >= 0, got {self.min_component_px}")
+        if not 0 <= self.min_component_peak < 1:
+            raise ValueError(f"min_component_peak must be in [0, 1), got {self.min_component_peak}")
         if not (isinstance(self.context, int) and self.context >= 0):
             raise ValueError(f"context must be an integer >= 0, got {self.context!r}")
         if self.orientation not in ORIENTATIONS:
@@ -103,12 +118,44 @@ def remove_small_components(mask: np.ndarray, min_px: float, px_scale: float = 1
     return keep[labels]
 
 
-def postprocess(probs: np.ndarray, contract: Contract) -> np.ndarray:
-    """(Z, H, W) probabilities -> the contract's mask (threshold + small components)."""
-    mask = probs > contract.threshold
-    h, w = probs.shape[-2:]
+def window_to_hu(values: np.ndarray | float, contract: Contract) -> np.ndarray | float:
+    """Windowed 8-bit intensities (0..255) -> HU through the contract's window (values at
+    the window's ends stand for anything beyond them)."""
+    lo = contract.window_level - contract.window_width / 2
+    return lo + np.asarray(values, np.float64) * (contract.window_width / 255.0)
+
+
+def filter_components(mask: np.ndarray, probs: np.ndarray, images: np.ndarray | None, contract: Contract) -> np.ndarray:
+    """The contract's component rules on a (Z, H, W) bool mask: 3D components (26-connected)
+    are dropped when smaller than ``min_component_px`` network-grid pixels, when their
+    highest probability (``probs``, (Z, H, W)) is below ``min_component_peak``, or when the
+    mean of ``images`` (windowed uint8, (Z, H, W)) over them is below ``min_component_hu``.
+    Returns a new bool array."""
+    h, w = mask.shape[-2:]
     scale = (contract.input_size / h) * (contract.input_size / w)
-    return remove_small_components(mask, contract.min_component_px, scale)
+    mask = remove_small_components(mask, contract.min_component_px, scale)
+    need_hu = contract.min_component_hu is not None
+    if not mask.any() or (contract.min_component_peak <= 0 and not need_hu):
+        return mask
+    if need_hu and (images is None or images.shape != mask.shape):
+        raise ValueError("the contract's min_component_hu needs the windowed images the mask was predicted from")
+    labels, n = label_bleeds(mask)
+    idx = np.arange(1, n + 1)
+    keep = np.ones(n + 1, bool)
+    if contract.min_component_peak > 0:
+        keep[1:] &= np.asarray(ndimage.maximum(probs, labels, idx)) >= contract.min_component_peak
+    if need_hu:
+        mean_hu = window_to_hu(np.asarray(ndimage.mean(images, labels, idx)), contract)
+        keep[1:] &= mean_hu >= contract.min_component_hu
+    keep[0] = False
+    return keep[labels]
+
+
+def postprocess(probs: np.ndarray, contract: Contract, images: np.ndarray | None = None) -> np.ndarray:
+    """(Z, H, W) probabilities -> the contract's mask: threshold, then
+    :func:`filter_components` (``images``, the windowed uint8 slices, are needed only when
+    the contract sets ``min_component_hu``)."""
+    return filter_components(probs > contract.threshold, probs, images, contract)
 
 
 def segment(
@@ -136,14 +183,14 @@ def segment(
         images,
         contract.input_size,
         batch_size=batch_size,
-        tta=tta,
+        tta=tta or contract.tta,
         progress=progress,
         crop=crop,
         channels_last=channels_last,
         fold_bn=fold_bn,
         context=contract.context,
     )
-    return probs, postprocess(probs, contract)
+    return probs, postprocess(probs, contract, images)
 
 
 UNSURE_SPREAD = 0.5  # a scan is "unsure" when its volume at thresholds 0.3 and 0.7 differs by more than this x its volume at the contract's threshold
@@ -156,15 +203,17 @@ def confidence(
     high: float = 0.7,
     spread: float = UNSURE_SPREAD,
     bleeds: tuple[np.ndarray, int] | None = None,
+    images: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """How much the mask depends on the threshold: bleed voxels at ``low``, the contract's
     threshold and ``high`` (each post-processed as the contract says), their relative spread
     ``(n_low - n_high) / n_mid`` and ``unsure`` when it exceeds ``spread``; a scan whose
     mask is empty at the threshold but not at ``low`` is unsure too. Per bleed (3D
     components of the mask; ``bleeds`` = :func:`label_bleeds` of it, if already computed):
-    its voxels and mean probability."""
+    its voxels and mean probability. ``images``: the windowed slices, needed when the
+    contract sets ``min_component_hu``."""
     masks = {
-        name: postprocess(probs, Contract.from_dict({**contract.as_dict(), "threshold": t}))
+        name: postprocess(probs, Contract.from_dict({**contract.as_dict(), "threshold": t}), images)
         for name, t in (("low", low), ("mid", contract.threshold), ("high", high))
     }
     n = {name: int(m.sum()) for name, m in masks.items()}
@@ -198,9 +247,11 @@ __all__ = [
     "Contract",
     "Forward",
     "confidence",
+    "filter_components",
     "label_bleeds",
     "postprocess",
     "remove_small_components",
     "scan_counts",
     "segment",
+    "window_to_hu",
 ]

@@ -493,6 +493,21 @@ def _write_mask_nifti(scan: Scan, mask: np.ndarray, path: Path) -> None:
     nib.save(nib.Nifti1Image(data, affine), str(path))
 
 
+def validation_summary(identity: dict[str, Any]) -> str | None:
+    """One line of the model's cross-validated figures, from its packed provenance (None for
+    a model without them)."""
+    v = (identity.get("provenance") or {}).get("validation")
+    if not v:
+        return None
+    lo, hi = v.get("dice_patient_ci") or (float("nan"), float("nan"))
+    return (
+        f"out of fold on {v['n_patients_with_bleed'] + v['n_patients_without_bleed']} patients of its training data's "
+        f"collection: per-patient Dice {v['dice_patient']:.2f} [{lo:.2f}, {hi:.2f}] on the {v['n_patients_with_bleed']} "
+        f"with bleed, {v['fp_patients']} of {v['n_patients_without_bleed']} bleed-free patients given a bleed "
+        "(docs/model_card.md; research use, not a medical device)"
+    )
+
+
 def default_checkpoint() -> Path:
     """The model shipped in ``hemato/weights/``, or a one-line refusal while none ships."""
     from hemato.weights import NO_DEFAULT_REASON, default_model_path
@@ -667,7 +682,7 @@ def predict(
 
     probs, mask = segment(model.forward, scan.image, con, batch_size=batch_size, tta=tta, progress=progress, crop=crop)
     bleeds = label_bleeds(mask)  # labelled once for the confidence, the bleed geometry and ABC/2
-    conf = confidence(probs, con, bleeds=bleeds)
+    conf = confidence(probs, con, bleeds=bleeds, images=scan.image)
     qc = input_qc(scan)
     area_px = mask.reshape(mask.shape[0], -1).sum(1)
     extents = scan.slice_extents_mm
@@ -691,6 +706,7 @@ def predict(
         },
         "model": model.identity,
         "model_trained_on": con.trained_on,
+        "model_validation": validation_summary(model.identity),
         "warnings": warnings,
         "confidence": conf,
         "input_qc": qc,
@@ -907,6 +923,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for w in r.get("warnings", []):
         print(f"hemato.predict: warning: {w}", file=sys.stderr)
+    if r.get("model_validation"):
+        print(f"hemato.predict: model: {r['model_validation']}", file=sys.stderr)
     vol = f"{r['volume_ml']:.2f} ml" if r["volume_ml"] is not None else r["volume_status"]
     abc = (
         f", ABC/2 {r['abc2']['volume_ml']:.2f} ml ({r['abc2']['n_bleeds']} bleed{'s' if r['abc2']['n_bleeds'] != 1 else ''})"

@@ -162,6 +162,36 @@ def test_cv_run_then_out_of_fold_evaluation_end_to_end(tmp_path: Path, tiny_cv_r
     tp = pd.read_csv(run / "test_patients.csv", dtype={"patient_id": str}).set_index("patient_id")
     o0 = oof[oof["rotation"] == 0].set_index("patient_id")
     assert (tp.loc[o0.index, "pred"] == o0["pred"]).all()
+    # the component table holds every component before the rules: those the contract keeps
+    # add up to the mask
+    comps = pd.read_csv(run / "oof_components.csv", dtype={"patient_id": str})
+    kept = comps[comps["grid_px"] >= 2].groupby("patient_id")["voxels"].sum()
+    assert (kept.reindex(o0.index, fill_value=0) == o0["pred"]).all()
+    assert (comps["inter"] <= comps["voxels"]).all() and comps["peak"].between(0.5, 1).all()
+    # another contract, evaluated beside the run: the run's own results are untouched
+    before = (run / "oof_patients.csv").read_bytes()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hemato.cv",
+            "evaluate",
+            str(run),
+            "--contract",
+            "tta=true",
+            "min_component_peak=0.9",
+            "--out",
+            str(tmp_path / "tta"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (run / "oof_patients.csv").read_bytes() == before
+    other = json.loads((tmp_path / "tta" / "run" / "oof_contract.json").read_text())["contract"]
+    assert other["tta"] is True and other["min_component_peak"] == 0.9 and other["min_component_px"] == 2
+    assert (tmp_path / "tta" / "run" / "split.json").is_file()
     proc = subprocess.run(
         [sys.executable, "-m", "hemato.cv", "report", str(run), "--out", str(tmp_path / "rep")],
         capture_output=True,
@@ -172,44 +202,50 @@ def test_cv_run_then_out_of_fold_evaluation_end_to_end(tmp_path: Path, tiny_cv_r
     assert "90 deg" in (tmp_path / "rep" / "table1_oof.md").read_text()
 
 
-def test_min_bleed_size_is_calibrated_on_the_other_folds(tmp_path: Path) -> None:
-    """Each fold's minimum bleed size comes from the other folds' bleed-free patients only."""
-    from hemato.cv import calibrate_min_bleed
-    from hemato.rundir import save_prediction
+def test_component_rules_are_calibrated_on_the_other_folds(tmp_path: Path) -> None:
+    """Each fold's component rule comes from the other folds' patients only."""
+    from hemato.cv import calibrate_components
 
-    def blob(n_vox: int) -> np.ndarray:
-        m = np.zeros((3, 64, 64), bool)
-        m.reshape(-1)[:n_vox] = True  # one connected run of voxels
-        return m
-
-    cases = {  # fold: [(patient, truth voxels, predicted extra false voxels)]
-        0: [("a0", 0, blob(100)), ("b0", 600, None)],
-        1: [("a1", 0, blob(300)), ("b1", 70, None)],
+    # fold: [(patient, truth voxels, [(voxels, peak, mean HU, voxels on truth)])]
+    cases = {
+        0: [("a0", 0, [(400, 0.97, 30.0, 0)]), ("b0", 600, [(600, 0.99, 65.0, 600)])],
+        1: [("a1", 0, [(1200, 0.99, 62.0, 0)]), ("b1", 100, [(100, 0.95, 60.0, 100)])],
     }
     for fold, pts in cases.items():
         run = tmp_path / f"ours_fold{fold}"
-        (run / "oof_predictions").mkdir(parents=True)
+        run.mkdir()
         (run / "split.json").write_text(json.dumps({"fold": fold}))
-        (run / "oof_patients.csv").write_text("patient_id\n")
         (run / "config.yaml").write_text("model: {name: ours}\n")
-        for pid, gt, fp in pts:
-            truth = blob(gt) if gt else np.zeros((3, 64, 64), bool)
-            pred = fp if fp is not None else truth.copy()
-            save_prediction(
-                run / "oof_predictions" / f"{pid}.npz",
-                np.zeros((3, 64, 64), np.uint8),
-                truth,
-                pred,
-                None,
-                None,
-                np.arange(3),
-            )
-    c = calibrate_min_bleed([tmp_path], max_fp_rate=0.0)
-    # fold 0 is calibrated on fold 1's 300-voxel false bleed -> 512; fold 1 on fold 0's 100 -> 128
-    assert c["per_fold_min_px"] == {0: 512, 1: 128} and c["all_folds_min_px"] == 512
-    # fold 0: its 600-voxel bleed kept (Dice 1), its false 100 dropped; fold 1: its 70-voxel
-    # bleed dropped (Dice 0), its false 300 kept (a false-positive patient)
+        pr = [{"patient_id": p, "rotation": 0, "fold": fold, "gt": gt} for p, gt, _ in pts]
+        pd.DataFrame(pr).to_csv(run / "oof_patients.csv", index=False)
+        cr = [
+            {
+                "patient_id": p,
+                "fold": fold,
+                "component": i,
+                "voxels": v,
+                "grid_px": v / 4,
+                "peak": pk,
+                "mean_hu": hu,
+                "inter": it,
+            }
+            for p, _, comps in pts
+            for i, (v, pk, hu, it) in enumerate(comps, start=1)
+        ]
+        pd.DataFrame(cr).to_csv(run / "oof_components.csv", index=False)
+    c = calibrate_components([tmp_path], max_fp_rate=0.0)
+    # fold 0 is calibrated on fold 1: its false bleed (300 grid px, sure, 62 HU) needs a size
+    # rule of 512; fold 1 on fold 0: its false bleed (100 px, 30 HU) goes with 128 px or 40 HU
+    assert c["per_fold"][0] == {"min_component_px": 512, "min_component_peak": 0.0, "min_component_hu": None}
+    assert c["per_fold"][1] == {"min_component_px": 0, "min_component_peak": 0.0, "min_component_hu": 40.0}
+    # fold 0: its 600-voxel bleed (150 px) dropped by 512 -> Dice 0, its false bleed dropped;
+    # fold 1: its bleed kept (Dice 1), its sure 62 HU false bleed kept (an FP patient)
     assert c["dice_patient"] == 0.5 and c["fp_patients"] == 1 and c["n_patients_without_bleed"] == 2
-    assert c["grid"][0]["fp_patients"] == 2 and c["grid"][8192]["fp_patients"] == 0
+    assert c["without_rules"] == {"dice_patient": 1.0, "fp_patients": 2}
+    # on both folds only a size of 512 clears a1; every such rule loses both bleeds: the first
+    assert c["all_folds"] == {"min_component_px": 512, "min_component_peak": 0.0, "min_component_hu": None}
     with pytest.raises(ValueError, match="at least two folds"):
-        calibrate_min_bleed([tmp_path / "ours_fold0"])
+        calibrate_components([tmp_path / "ours_fold0"])
+    (tmp_path / "ours_fold1" / "oof_components.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="no oof_components.csv"):
+        calibrate_components([tmp_path])

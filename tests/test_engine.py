@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hemato.engine import Contract, postprocess, remove_small_components, scan_counts, segment
+from hemato.engine import Contract, postprocess, remove_small_components, scan_counts, segment, window_to_hu
 
 
 def test_contract_round_trip_and_validation() -> None:
@@ -19,6 +19,7 @@ def test_contract_round_trip_and_validation() -> None:
         {"input_size": 256, "threshold": 1.0},
         {"input_size": 256, "orientation": "sideways"},
         {"input_size": 256, "window_width": 0},
+        {"input_size": 256, "min_component_peak": 1.0},
     ):
         with pytest.raises(ValueError):
             Contract(**bad)
@@ -44,6 +45,27 @@ def test_postprocess_uses_the_contract_threshold_and_network_grid_size() -> None
     m = postprocess(probs, c)
     assert m[0].sum() == 64 and m[1].sum() == 0
     assert postprocess(probs, Contract(input_size=32, threshold=0.3)).sum() == 64 + 16 + 100
+
+
+def test_component_rules_drop_unsure_and_non_blood_components() -> None:
+    """Three 3D components: a sure, blood-dense one (kept); one the network is never sure of
+    (dropped by the peak rule); a sure one on brain-density pixels (dropped by the HU rule)."""
+    probs = np.zeros((3, 40, 40), np.float32)
+    img = np.full((3, 40, 40), 128, np.uint8)  # 128 of 255 in the 40/120 window = 40.2 HU
+    probs[0:2, 2:8, 2:8] = 0.97
+    img[0:2, 2:8, 2:8] = 181  # 65.2 HU: acute blood
+    probs[1, 20:26, 20:26] = 0.7
+    img[1, 20:26, 20:26] = 181
+    probs[2, 30:36, 30:36] = 0.99  # brain density under it
+    con = Contract(input_size=64, min_component_peak=0.9, min_component_hu=50.0)
+    assert window_to_hu(181, con) == pytest.approx(65.18, abs=0.01)
+    m = postprocess(probs, con, img)
+    assert m.sum() == 72 and m[0:2, 2:8, 2:8].all()
+    only_peak = postprocess(probs, Contract(input_size=64, min_component_peak=0.9))
+    assert only_peak.sum() == 72 + 36 and not only_peak[1, 20:26, 20:26].any()
+    assert postprocess(probs, Contract(input_size=64)).sum() == 72 + 36 + 36
+    with pytest.raises(ValueError, match="needs the windowed images"):
+        postprocess(probs, con)
 
 
 def test_segment_runs_the_network_and_applies_the_contract() -> None:

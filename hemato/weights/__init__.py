@@ -9,9 +9,9 @@ tensors, numbers, strings, lists and dicts: no pickled code runs):
      "members": [state_dict, ...], "provenance": {...}}
 
 With several members (e.g. the models of the cross-validation folds) the prediction is the
-mean of their probabilities. ``hemato.predict`` uses :func:`default_model_path` when no
-``--checkpoint`` is given, once a model ships there; until then it refuses with
-:data:`NO_DEFAULT_REASON`.
+mean of their probabilities. ``hemato.predict`` uses :func:`default_model_path` (the ct-ich
+fold models' ensemble, ``docs/model_card.md``) when no ``--checkpoint`` is given; an
+installation without that file refuses with :data:`NO_DEFAULT_REASON`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 FORMAT = "hemato-weights/1"
 HERE = Path(__file__).resolve().parent
@@ -31,9 +32,8 @@ DEFAULT_NAME = "ctich_ours_cv5.pt"
 
 
 NO_DEFAULT_REASON = (
-    "no default model ships with hemato yet: the real-CT recipe cross-validated on 2 CPU cores reaches a per-patient Dice "
-    "of only 0.33 out of fold and gives bleeds to 28 of 32 bleed-free patients (reports/ctich/README.md), so none is used "
-    "without your say-so; give --checkpoint MODEL"
+    f"no default model in this installation (hemato/weights/{DEFAULT_NAME} is missing: reinstall hemato from a "
+    "full checkout); give --checkpoint MODEL"
 )
 
 
@@ -43,11 +43,17 @@ def default_model_path() -> Path:
 
 
 def pack(
-    run_dirs: list[str | Path], output: str | Path, contract: dict[str, Any] | None = None, note: str = ""
+    run_dirs: list[str | Path],
+    output: str | Path,
+    contract: dict[str, Any] | None = None,
+    note: str = "",
+    validation: dict[str, Any] | None = None,
 ) -> Path:
     """Pack the tested checkpoints of ``run_dirs`` (same network configuration) into one
-    weights file; ``contract`` overrides fields of the first checkpoint's contract. The
-    state dicts are stored in fp32; returns the path."""
+    weights file; ``contract`` overrides fields of the first checkpoint's contract;
+    ``validation`` (e.g. the cross-validated figures of that contract) goes into the
+    provenance, which ``hemato.predict`` reports. The state dicts are stored in fp32;
+    returns the path."""
     from hemato.predict import load_model
 
     members, model_cfg, con, prov = [], None, None, []
@@ -81,13 +87,15 @@ def pack(
             }
         )
     assert con is not None
-    con = {**con, **(contract or {})}
+    from hemato.engine import Contract
+
+    con = Contract.from_dict({**con, **(contract or {})}).as_dict()  # unknown or invalid fields are refused here
     payload = {
         "format": FORMAT,
         "model": model_cfg,
         "contract": con,
         "members": members,
-        "provenance": {"members": prov, "note": note},
+        "provenance": {"members": prov, "note": note, **({"validation": validation} if validation else {})},
     }
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -112,14 +120,44 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="contract's minimum bleed size (network-grid pixels), e.g. from `python -m hemato.cv calibrate`",
     )
+    p.add_argument(
+        "--calibration",
+        help="calibration.json of `python -m hemato.cv calibrate`: its all-folds component rules go into the "
+        "contract and its cross-validated figures into the provenance",
+    )
+    p.add_argument(
+        "--contract", nargs="+", default=[], metavar="FIELD=VALUE", help="contract fields (YAML values), e.g. tta=true"
+    )
     a = ap.parse_args(argv)
     over: dict[str, Any] = {}
-    if a.trained_on:
-        over["trained_on"] = a.trained_on
-    if a.min_component_px is not None:
-        over["min_component_px"] = a.min_component_px
+    validation = None
     try:
-        out = pack(a.runs, a.output, over or None, a.note)
+        if a.calibration:
+            cal = json.loads(Path(a.calibration).read_text())
+            over.update(cal["all_folds"])
+            validation = {
+                k: cal[k]
+                for k in (
+                    "rule",
+                    "dice_patient",
+                    "dice_patient_ci",
+                    "fp_patients",
+                    "n_patients_without_bleed",
+                    "n_patients_with_bleed",
+                    "without_rules",
+                )
+            }
+            validation["source"] = str(a.calibration)
+        for item in a.contract:
+            key, eq, value = item.partition("=")
+            if not eq:
+                raise ValueError(f"--contract {item!r}: expected FIELD=VALUE")
+            over[key] = yaml.safe_load(value)
+        if a.trained_on:
+            over["trained_on"] = a.trained_on
+        if a.min_component_px is not None:
+            over["min_component_px"] = a.min_component_px
+        out = pack(a.runs, a.output, over or None, a.note, validation)
     except (OSError, ValueError, KeyError) as e:
         print(f"hemato.weights: error: {e}", file=sys.stderr)
         return 2
