@@ -493,6 +493,25 @@ def _write_mask_nifti(scan: Scan, mask: np.ndarray, path: Path) -> None:
     nib.save(nib.Nifti1Image(data, affine), str(path))
 
 
+def detection_limit(probs: np.ndarray, n_kept: int, con: Contract, scan: Scan) -> dict[str, Any]:
+    """The contract's smallest reportable bleed on this scan's grid (native voxels, and ml
+    where the spacings are known) and how many candidate 3D regions (``probs`` above the
+    threshold, (Z, H, W)) its component rules left out of the mask (``n_kept`` bleeds)."""
+    h, w = probs.shape[-2:]
+    vox = int(np.ceil(con.min_component_px / ((con.input_size / h) * (con.input_size / w))))
+    ml = None
+    if scan.spacing_mm is not None and scan.thickness_mm is not None:
+        ml = vox * scan.spacing_mm[0] * scan.spacing_mm[1] * scan.thickness_mm / 1000.0
+    _, n_raw = label_bleeds(probs > con.threshold)
+    return {
+        "native_voxels": vox,
+        "ml": ml,
+        "min_component_hu": con.min_component_hu,
+        "min_component_peak": con.min_component_peak,
+        "dropped_regions": max(n_raw - n_kept, 0),
+    }
+
+
 def validation_summary(identity: dict[str, Any]) -> str | None:
     """One line of the model's cross-validated figures, from its packed provenance (None for
     a model without them)."""
@@ -741,6 +760,15 @@ def predict(
         ]
         report["volume_status"] = (
             f"volume unavailable: {' and '.join(missing)} unknown (give --spacing/--slice-spacing)"
+        )
+    report["detection_limit"] = detection_limit(probs, bleeds[1], con, scan)
+    if report["detection_limit"]["dropped_regions"]:
+        dl = report["detection_limit"]
+        size = f"{dl['ml']:.2f} ml" if dl["ml"] is not None else f"{dl['native_voxels']} voxels"
+        warnings.append(
+            f"{dl['dropped_regions']} candidate region(s) fell under the model's bleed rules (under {size}"
+            + (f", or under {con.min_component_hu:g} HU on average" if con.min_component_hu is not None else "")
+            + ") and are not counted: a bleed that small cannot be ruled out by this model"
         )
     if gaps:
         report["volume_ml"], report["abc2"] = None, None

@@ -6,6 +6,8 @@ cross-validation says; without a default model predict refuses in one line."""
 
 from __future__ import annotations
 
+import json
+import math
 import shutil
 import subprocess
 import sys
@@ -94,8 +96,13 @@ def test_the_default_model_segments_a_shipped_real_scan_as_cross_validated(tmp_p
     pred = np.stack([read_slice(tmp_path / "out" / "mask" / f"{r.split(',')[1]}.png") > 0 for r in rows])
     dice = 2 * (pred & truth).sum() / (pred.sum() + truth.sum())
     assert dice >= 0.75, dice  # measured 0.793; 4 of the 5 members trained on this patient
-    report = (tmp_path / "out" / "report.json").read_text()
-    assert '"validation"' in report and "ct-ich" in report
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    v = report["model"]["provenance"]["validation"]
+    assert v["fp_patients"] <= 3 and f"Dice {v['dice_patient']:.2f}" in report["model_validation"]
+    # the smallest reportable bleed, on this 650 px grid (spacing unknown: no ml)
+    limit = report["detection_limit"]
+    assert limit["native_voxels"] == math.ceil(report["contract"]["min_component_px"] * (650 / 256) ** 2)
+    assert limit["ml"] is None and limit["min_component_hu"] == report["contract"]["min_component_hu"]
     # the member that never saw 081: its out-of-fold Dice on these JPG copies (measured 0.760)
     blob = torch.load(default_model_path(), map_location="cpu", weights_only=True)
     (k,) = [i for i, m in enumerate(blob["provenance"]["members"]) if "081" in m["test_patients"]]
