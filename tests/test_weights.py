@@ -103,6 +103,17 @@ def test_the_default_model_segments_a_shipped_real_scan_as_cross_validated(tmp_p
     limit = report["detection_limit"]
     assert limit["native_voxels"] == math.ceil(report["contract"]["min_component_px"] * (650 / 256) ** 2)
     assert limit["ml"] is None and limit["min_component_hu"] == report["contract"]["min_component_hu"]
+    # the same slices as a DICOM series in HU, no checkpoint either: the same mask up to the
+    # HU rounding of the JPG grey values (+-1 grey level), and the detection limit in ml now
+    # that the spacing is known
+    files = [SAMPLE / r.split(",")[2] for r in rows]
+    hu = np.stack([np.rint(read_slice(f).astype(np.float64) / 255.0 * 120.0 - 20.0) for f in files])
+    hu[hu <= -20] = -1000.0
+    write_dicom_series(tmp_path / "dcm", hu, spacing=(0.45, 0.45), thickness=5.0)
+    dcm = predict(None, tmp_path / "dcm", tmp_path / "out_dcm", precision="32")
+    areas = np.array([s["area_px"] for s in dcm["slices"]])
+    assert np.allclose(areas, pred.reshape(len(rows), -1).sum(1), rtol=0.02, atol=20)
+    assert dcm["detection_limit"]["ml"] == pytest.approx(limit["native_voxels"] * 0.45 * 0.45 * 5.0 / 1000)
     # the member that never saw 081: its out-of-fold Dice on these JPG copies (measured 0.760)
     blob = torch.load(default_model_path(), map_location="cpu", weights_only=True)
     (k,) = [i for i, m in enumerate(blob["provenance"]["members"]) if "081" in m["test_patients"]]
