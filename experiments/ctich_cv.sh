@@ -6,7 +6,7 @@
 #   experiments/ctich_cv.sh ours           # the shipped recipe's 5 folds (~30 min a fold, 2 cores, bf16)
 #   experiments/ctich_cv.sh unet           # the baseline on the same folds
 #   FOLDS=0 experiments/ctich_cv.sh fcn8s  # one fold only
-#   PACK=1 experiments/ctich_cv.sh ours    # ... and pack the fold models into hemato/weights/ (the default model's name)
+#   PACK=1 experiments/ctich_cv.sh ours    # ... and build the default model (experiments/ship_default.sh)
 #
 # Each model's runs go to runs/ctich/cv_<model>/<model>_fold<K>/ and resume there if
 # interrupted (ckpt_path=last). The report over every model evaluated so far is written to
@@ -30,8 +30,7 @@ for k in $FOLDS; do
   [ -f "$dir/oof_patients.csv" ] || $PY -m hemato.cv evaluate "$dir" --rotations 0 90 180 270
 done
 $PY -m hemato.cv report "$RUNS" --out "$OUT"
-if [ "${PACK:-0}" = 1 ]; then
-  $PY -m hemato.weights pack "$RUNS"/cv_"$MODEL"/"$MODEL"_fold* --output hemato/weights/ctich_"$MODEL"_cv5.pt \
-    --trained-on "PhysioNet ct-ich (60 patients, CC BY 4.0): ensemble of the 5 cross-validation fold models, each trained on 4/5 of the patients" \
-    --note "experiments/ctich_cv.sh $MODEL"
+if [ "${PACK:-0}" = 1 ]; then  # the shipped default model: TTA evaluation, calibrated rules, pack
+  [ "$MODEL" = ours ] || { echo "PACK=1 builds the default model from ours' folds only" >&2; exit 2; }
+  PY="$PY" RUNS="$RUNS" experiments/ship_default.sh
 fi
