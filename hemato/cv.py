@@ -42,7 +42,7 @@ import pandas as pd
 import yaml
 from scipy import stats
 
-from hemato.engine import Contract, confidence, label_bleeds, scan_counts, segment
+from hemato.engine import Contract, confidence, label_bleeds, parse_overrides, scan_counts, segment
 from hemato.metrics.overlap import overlap_scores
 from hemato.rundir import write_atomic
 
@@ -699,11 +699,7 @@ def main(argv: list[str] | None = None) -> int:
             over: dict[str, Any] = {}
             if a.min_component_px is not None:
                 over["min_component_px"] = a.min_component_px
-            for item in a.contract:
-                key, eq, value = item.partition("=")
-                if not eq:
-                    raise ValueError(f"--contract {item!r}: expected FIELD=VALUE")
-                over[key] = yaml.safe_load(value)
+            over.update(parse_overrides(a.contract))
             for r in a.runs:
                 if any(x % 90 for x in a.rotations):
                     raise ValueError("--rotations must be multiples of 90")

@@ -96,6 +96,20 @@ class Contract:
         return cls(**d)
 
 
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["tta=true", "min_component_hu=55"]`` (command-line ``FIELD=VALUE``, YAML values) ->
+    a dict of contract fields; :meth:`Contract.from_dict` then refuses unknown ones."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ValueError(f"contract override {item!r}: expected FIELD=VALUE")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
 def label_bleeds(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """3D connected components (26-connected) of a (Z, H, W) bool mask: ``(labels int32
     (Z, H, W), n)``. The one definition of "a bleed" used by the component filter, the
@@ -249,6 +263,7 @@ __all__ = [
     "confidence",
     "filter_components",
     "label_bleeds",
+    "parse_overrides",
     "postprocess",
     "remove_small_components",
     "scan_counts",

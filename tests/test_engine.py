@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from hemato.engine import Contract, postprocess, remove_small_components, scan_counts, segment, window_to_hu
+from hemato.engine import (
+    Contract,
+    parse_overrides,
+    postprocess,
+    remove_small_components,
+    scan_counts,
+    segment,
+    window_to_hu,
+)
 
 
 def test_contract_round_trip_and_validation() -> None:
@@ -23,6 +31,15 @@ def test_contract_round_trip_and_validation() -> None:
     ):
         with pytest.raises(ValueError):
             Contract(**bad)
+
+
+def test_contract_overrides_from_the_command_line() -> None:
+    o = parse_overrides(["tta=true", "min_component_hu=55", "min_component_hu=null", "trained_on=ct ich"])
+    assert o == {"tta": True, "min_component_hu": None, "trained_on": "ct ich"}
+    with pytest.raises(ValueError, match="FIELD=VALUE"):
+        parse_overrides(["tta"])
+    with pytest.raises(ValueError, match="unknown contract fields"):
+        Contract.from_dict({"input_size": 64, **parse_overrides(["spacing=1"])})
 
 
 def test_small_3d_components_are_dropped_large_kept() -> None:

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 FORMAT = "hemato-weights/1"
 HERE = Path(__file__).resolve().parent
@@ -148,11 +147,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
             }
             validation["source"] = str(a.calibration)
-        for item in a.contract:
-            key, eq, value = item.partition("=")
-            if not eq:
-                raise ValueError(f"--contract {item!r}: expected FIELD=VALUE")
-            over[key] = yaml.safe_load(value)
+        from hemato.engine import parse_overrides
+
+        over.update(parse_overrides(a.contract))
         if a.trained_on:
             over["trained_on"] = a.trained_on
         if a.min_component_px is not None:
