@@ -42,7 +42,15 @@ import pandas as pd
 import yaml
 from scipy import stats
 
-from hemato.engine import Contract, confidence, label_bleeds, parse_overrides, scan_counts, segment
+from hemato.engine import (
+    Contract,
+    component_features,
+    confidence,
+    label_bleeds,
+    parse_overrides,
+    scan_counts,
+    segment,
+)
 from hemato.metrics.overlap import overlap_scores
 from hemato.rundir import write_atomic
 
@@ -75,28 +83,19 @@ def _load_records(run_dir: Path, patients: list[str]) -> list[Any]:
 
 def component_rows(probs: np.ndarray, images: np.ndarray, truth: np.ndarray, con: Contract) -> list[dict[str, Any]]:
     """Every 3D component of ``probs > threshold`` (before the contract's component rules),
-    one dict each: native voxels, network-grid pixels, highest probability, mean HU (through
-    the window) and voxels shared with ``truth``; what ``calibrate`` chooses its rules on."""
-    from scipy import ndimage
-
-    from hemato.engine import window_to_hu
-
+    one dict each: :func:`hemato.engine.component_features` and the voxels shared with
+    ``truth``; what ``calibrate`` chooses its rules on."""
     labels, n = label_bleeds(probs > con.threshold)
     if not n:
         return []
-    idx = np.arange(1, n + 1)
-    h, w = probs.shape[-2:]
-    scale = (con.input_size / h) * (con.input_size / w)
-    vox = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    f = component_features(labels, n, con, probs, images)
     inter = np.bincount(labels[truth], minlength=n + 1)[1:]
-    peak = np.asarray(ndimage.maximum(probs, labels, idx), float)
-    hu = np.asarray(window_to_hu(np.asarray(ndimage.mean(images, labels, idx)), con), float)
     return [
         {
-            "voxels": int(vox[i]),
-            "grid_px": float(vox[i] * scale),
-            "peak": float(peak[i]),
-            "mean_hu": float(hu[i]),
+            "voxels": int(f["voxels"][i]),
+            "grid_px": float(f["grid_px"][i]),
+            "peak": float(f["peak"][i]),
+            "mean_hu": float(f["mean_hu"][i]),
             "inter": int(inter[i]),
         }
         for i in range(n)

@@ -86,6 +86,11 @@ class Contract:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def grid_scale(self, h: int, w: int) -> float:
+        """Network-grid pixels per native pixel of an (H, W) slice: the unit of
+        ``min_component_px``."""
+        return (self.input_size / h) * (self.input_size / w)
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Contract:
         """From a stored dict; unknown keys are refused (a newer format is not guessed at)."""
@@ -119,24 +124,33 @@ def label_bleeds(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return labels, int(n)
 
 
-def remove_small_components(mask: np.ndarray, min_px: float, px_scale: float = 1.0) -> np.ndarray:
-    """Drop 3D components (26-connected) of a (Z, H, W) bool mask whose voxel count x
-    ``px_scale`` is below ``min_px``. Returns a new bool array."""
-    mask = np.asarray(mask, bool)
-    if min_px <= 0 or not mask.any():
-        return mask.copy()
-    labels, n = label_bleeds(mask)
-    sizes = np.bincount(labels.ravel(), minlength=n + 1) * px_scale
-    keep = sizes >= min_px
-    keep[0] = False
-    return keep[labels]
-
-
 def window_to_hu(values: np.ndarray | float, contract: Contract) -> np.ndarray | float:
     """Windowed 8-bit intensities (0..255) -> HU through the contract's window (values at
     the window's ends stand for anything beyond them)."""
     lo = contract.window_level - contract.window_width / 2
     return lo + np.asarray(values, np.float64) * (contract.window_width / 255.0)
+
+
+def component_features(
+    labels: np.ndarray,
+    n: int,
+    contract: Contract,
+    probs: np.ndarray | None = None,
+    images: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Per 3D component 1..n of ``labels`` ((Z, H, W), from :func:`label_bleeds`), arrays of
+    length n: ``voxels`` (native) and ``grid_px`` (network-grid pixels); with ``probs``
+    ((Z, H, W)) ``peak``, their highest value; with ``images`` (windowed uint8, (Z, H, W))
+    ``mean_hu``, their mean through the contract's window. What the component rules and
+    ``hemato.cv calibrate`` judge a component by."""
+    idx = np.arange(1, n + 1)
+    vox = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    out = {"voxels": vox, "grid_px": vox * contract.grid_scale(*labels.shape[-2:])}
+    if probs is not None:
+        out["peak"] = np.asarray(ndimage.maximum(probs, labels, idx), float).reshape(n)
+    if images is not None:
+        out["mean_hu"] = np.asarray(window_to_hu(np.asarray(ndimage.mean(images, labels, idx)), contract), float)
+    return out
 
 
 def filter_components(mask: np.ndarray, probs: np.ndarray, images: np.ndarray | None, contract: Contract) -> np.ndarray:
@@ -145,23 +159,20 @@ def filter_components(mask: np.ndarray, probs: np.ndarray, images: np.ndarray | 
     highest probability (``probs``, (Z, H, W)) is below ``min_component_peak``, or when the
     mean of ``images`` (windowed uint8, (Z, H, W)) over them is below ``min_component_hu``.
     Returns a new bool array."""
-    h, w = mask.shape[-2:]
-    scale = (contract.input_size / h) * (contract.input_size / w)
-    mask = remove_small_components(mask, contract.min_component_px, scale)
-    need_hu = contract.min_component_hu is not None
-    if not mask.any() or (contract.min_component_peak <= 0 and not need_hu):
-        return mask
-    if need_hu and (images is None or images.shape != mask.shape):
+    mask = np.asarray(mask, bool)
+    use_peak, use_hu = contract.min_component_peak > 0, contract.min_component_hu is not None
+    if not mask.any() or (contract.min_component_px <= 0 and not use_peak and not use_hu):
+        return mask.copy()
+    if use_hu and (images is None or images.shape != mask.shape):
         raise ValueError("the contract's min_component_hu needs the windowed images the mask was predicted from")
     labels, n = label_bleeds(mask)
-    idx = np.arange(1, n + 1)
-    keep = np.ones(n + 1, bool)
-    if contract.min_component_peak > 0:
-        keep[1:] &= np.asarray(ndimage.maximum(probs, labels, idx)) >= contract.min_component_peak
-    if need_hu:
-        mean_hu = window_to_hu(np.asarray(ndimage.mean(images, labels, idx)), contract)
-        keep[1:] &= mean_hu >= contract.min_component_hu
-    keep[0] = False
+    f = component_features(labels, n, contract, probs if use_peak else None, images if use_hu else None)
+    keep = np.zeros(n + 1, bool)
+    keep[1:] = f["grid_px"] >= contract.min_component_px
+    if use_peak:
+        keep[1:] &= f["peak"] >= contract.min_component_peak
+    if use_hu:
+        keep[1:] &= f["mean_hu"] >= contract.min_component_hu
     return keep[labels]
 
 
@@ -261,11 +272,11 @@ __all__ = [
     "Contract",
     "Forward",
     "confidence",
+    "component_features",
     "filter_components",
     "label_bleeds",
     "parse_overrides",
     "postprocess",
-    "remove_small_components",
     "scan_counts",
     "segment",
     "window_to_hu",

@@ -497,8 +497,7 @@ def detection_limit(probs: np.ndarray, n_kept: int, con: Contract, scan: Scan) -
     """The contract's smallest reportable bleed on this scan's grid (native voxels, and ml
     where the spacings are known) and how many candidate 3D regions (``probs`` above the
     threshold, (Z, H, W)) its component rules left out of the mask (``n_kept`` bleeds)."""
-    h, w = probs.shape[-2:]
-    vox = int(np.ceil(con.min_component_px / ((con.input_size / h) * (con.input_size / w))))
+    vox = int(np.ceil(con.min_component_px / con.grid_scale(*probs.shape[-2:])))
     ml = None
     if scan.spacing_mm is not None and scan.thickness_mm is not None:
         ml = vox * scan.spacing_mm[0] * scan.spacing_mm[1] * scan.thickness_mm / 1000.0

@@ -8,9 +8,9 @@ import torch
 
 from hemato.engine import (
     Contract,
+    filter_components,
     parse_overrides,
     postprocess,
-    remove_small_components,
     scan_counts,
     segment,
     window_to_hu,
@@ -43,14 +43,19 @@ def test_contract_overrides_from_the_command_line() -> None:
 
 
 def test_small_3d_components_are_dropped_large_kept() -> None:
-    m = np.zeros((4, 40, 40), bool)
+    m = np.zeros((4, 64, 64), bool)
     m[1:3, 5:15, 5:15] = True  # 200 voxels across two slices: one 3D component
     m[2, 30:33, 30:33] = True  # 9 voxels
-    out = remove_small_components(m, min_px=20)
+    probs = m.astype(np.float32)
+
+    def drop(min_px: int, input_size: int = 64) -> np.ndarray:  # input 64 = native grid
+        return filter_components(m, probs, None, Contract(input_size=input_size, min_component_px=min_px))
+
+    out = drop(20)
     assert out[1:3, 5:15, 5:15].all() and not out[2, 30:33, 30:33].any()
-    assert remove_small_components(m, 0).sum() == m.sum()
+    assert drop(0).sum() == m.sum()
     # voxel counts are scaled to the network grid: 9 native voxels x 4 = 36 >= 20 survive
-    assert remove_small_components(m, 20, px_scale=4.0).sum() == m.sum()
+    assert drop(20, input_size=128).sum() == m.sum()
 
 
 def test_postprocess_uses_the_contract_threshold_and_network_grid_size() -> None:
