@@ -92,6 +92,8 @@ def check_config(cfg: DictConfig) -> None:
             problems.append("train=false needs ckpt_path=<a checkpoint file> to test")
         elif not Path(str(ck)).is_file():
             problems.append(f"ckpt_path={ck} does not exist")
+    if cfg.get("init_from"):
+        problems += _init_from_problems(cfg)
     if cfg.get("select", "best") not in ("best", "last"):
         problems.append(f"select={cfg.get('select')!r} must be best or last")
     context = cfg.data.get("context", 0)
@@ -103,3 +105,24 @@ def check_config(cfg: DictConfig) -> None:
         )
     if problems:
         raise ConfigError("; ".join(problems))
+
+
+def _init_from_problems(cfg: DictConfig) -> list[str]:
+    """``init_from``: the file exists and its network fits the configured one (name, width,
+    input channels), tried on a freshly built network before any data is read."""
+    from omegaconf import OmegaConf
+
+    from hemato.models.registry import build_model
+    from hemato.tasks.checkpointing import init_network_from
+
+    path = Path(str(cfg.init_from))
+    if not path.is_file():
+        return [f"init_from={path} does not exist (a training checkpoint, e.g. runs/.../checkpoints/last.ckpt)"]
+    if cfg.model.get("name") not in available():
+        return []  # reported above
+    kwargs = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
+    try:
+        init_network_from(build_model(**kwargs), path)
+    except ValueError as e:
+        return [str(e)]
+    return []

@@ -34,7 +34,7 @@ from hemato.metrics.overlap import patient_table, slice_table, summarize
 from hemato.metrics.subgroups import SubgroupThresholds
 from hemato.precision import PrecisionChoice, choose_precision, probe_train_speed
 from hemato.rundir import write_atomic
-from hemato.tasks.checkpointing import AtomicCheckpointIO
+from hemato.tasks.checkpointing import AtomicCheckpointIO, init_network_from
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = str(ROOT / "conf")
@@ -268,10 +268,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
         input_size=cfg.data.input_size,
         contract=contract,
     )
+    init = None
+    if cfg.get("init_from") and cfg.get("train", True):  # fine-tuning: the pretrained network's weights
+        init = init_network_from(task.net, str(cfg.init_from))
+        task.hparams.contract["trained_on"] += f"; initialised from {init['trained_on']}"
+        say(f"[hemato] network initialised from {init['path']} ({init['tensors']} tensors, {init['trained_on']})")
     choice = resolve_precision(cfg, earlier)
     say(f"[hemato] precision {choice.precision}: {choice.reason}")
     prov = provenance(cfg)
     prov["precision"] = choice.as_dict()
+    if init:
+        prov["init_from"] = init
     write_atomic(out_dir / "provenance.json", json.dumps(prov, indent=2))
     loggers = build_loggers(cfg, out_dir, choice.precision)
     ckpt = ModelCheckpoint(

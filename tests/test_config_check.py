@@ -45,6 +45,7 @@ def test_shipped_configs_are_valid(exp: str, model: str) -> None:
         ("data=manifest", "data.manifest=/path/to/slices.csv"),
         ("data.context=1 model.in_channels=1", "model.in_channels=1 but data.context=1 feeds 3 channels"),
         ("data.context=-1", "data.context=-1"),
+        ("init_from=/nonexistent/pre.ckpt", "init_from=/nonexistent/pre.ckpt does not exist"),
     ],
 )
 def test_bad_values_are_named(override: str, needle: str) -> None:
@@ -111,3 +112,28 @@ def test_refused_configs_leave_no_run_folder_and_resume_needs_a_run(tmp_path: Pa
     )
     assert not [p for p in tmp_path.rglob("*") if p.is_dir() and not any(p.iterdir())], "empty run folders left behind"
     assert not list(tmp_path.rglob("config.yaml"))
+
+
+def test_init_from_another_network_fails_before_any_work(tmp_path: Path) -> None:
+    """A pretrained checkpoint of another input width (data.context) is refused by the config
+    check, naming the file and the tensor."""
+    import lightning as L
+
+    from hemato.tasks.segmentation import SegmentationTask
+
+    c = cfg("experiment=ctich_pretrain", "model.base_channels=4", "model.num_heads=2")
+    task = SegmentationTask(dict(c.model), {"_target_": "torch.optim.SGD", "lr": 0.1})
+    trainer = L.Trainer(accelerator="cpu", logger=False, max_epochs=0)
+    trainer.strategy.connect(task)
+    trainer.save_checkpoint(tmp_path / "pre.ckpt")
+    ok = cfg("experiment=ctich", "model.base_channels=4", "model.num_heads=2", f"init_from={tmp_path}/pre.ckpt")
+    check_config(ok)
+    bad = cfg(
+        "experiment=ctich",
+        "data.context=0",
+        "model.base_channels=4",
+        "model.num_heads=2",
+        f"init_from={tmp_path}/pre.ckpt",
+    )
+    with pytest.raises(ConfigError, match=r"pre\.ckpt: encoders\.0\.conv1\.weight has shape \(4, 3, 3, 3\)"):
+        check_config(bad)

@@ -125,3 +125,24 @@ def test_multirun_with_offline_wandb_one_dir_per_job(tmp_path: Path) -> None:
     assert {"model", "dice", "paper_dice", "wandb_run"} <= set(t1["columns"]) and len(t1["data"]) == 2
     ids = {p.name.rsplit("-", 1)[-1] for j in jobs for p in (j / "wandb").glob("offline-run-*")}
     assert {row[t1["columns"].index("wandb_run")] for row in t1["data"]} == ids
+
+
+@pytest.mark.slow
+def test_fine_tuning_starts_from_a_pretrained_network(tmp_path: Path) -> None:
+    """init_from: the second run starts from the first one's weights and says so in its
+    provenance and in the contract its checkpoint carries."""
+    import hashlib
+
+    import torch
+
+    run_hemato(tmp_path, "hydra.run.dir=pre")
+    pre = tmp_path / "pre" / "checkpoints" / "last.ckpt"
+    proc = run_hemato(tmp_path, "hydra.run.dir=fine", f"init_from={pre}", "seed=43")
+    assert "network initialised from" in proc.stdout
+    fine = tmp_path / "fine"
+    prov = json.loads((fine / "provenance.json").read_text())
+    init = prov["init_from"]
+    assert init["sha256"] == hashlib.sha256(pre.read_bytes()).hexdigest() and init["tensors"] > 0
+    assert init["trained_on"].startswith("synthetic phantom") and init["epochs"] == 1
+    contract = torch.load(fine / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]["contract"]
+    assert "initialised from synthetic phantom" in contract["trained_on"]
