@@ -320,8 +320,9 @@ def bleed_geometry(mask: np.ndarray, scan: Scan, bleeds: tuple[np.ndarray, int] 
 
 def input_qc(scan: Scan, min_slices: int = 10, trained_spacing_mm: float = 5.0) -> list[str]:
     """Input quality flags (the model is not refused, the reader is told): few slices, a
-    slice spacing far from the training data's (ct-ich: 5 mm), most head voxels outside the
-    window (an unusual intensity convention)."""
+    slice spacing far from the training data's (ct-ich: 5 mm), a non-square slice field
+    (:func:`field_stretch`; past :data:`MAX_FIELD_STRETCH` it is refused), most head voxels
+    outside the window (an unusual intensity convention)."""
     flags = []
     z = scan.image.shape[0]
     if z < min_slices:
@@ -330,10 +331,56 @@ def input_qc(scan: Scan, min_slices: int = 10, trained_spacing_mm: float = 5.0) 
         flags.append(
             f"slice spacing {scan.thickness_mm:g} mm is outside the range the model was trained on (~{trained_spacing_mm:g} mm)"
         )
+    field, pixels = field_stretch(scan.image.shape[1:], scan.spacing_mm)
+    if field > FLAG_STRETCH:
+        flags.append(
+            f"the slice field is {field:.2f}:1 (non-square pixels or grid): the network, trained on square slices, sees the head stretched {100 * (field - 1):.0f} %"
+        )
+    if pixels > FLAG_STRETCH:
+        flags.append(f"non-square pixels ({pixels:.2f}:1): the network was trained on square pixels")
     head = scan.image > 0
     if head.any() and (scan.image[head] == 255).mean() > 0.3:
         flags.append("over 30 % of the non-air voxels are at the top of the window: unusual intensities")
     return flags
+
+
+MAX_FIELD_STRETCH = 1.5  # beyond this the network would see a head squashed past recognition: refused
+MAX_PIXEL_ASPECT = 2.0  # beyond this one in-plane axis is too coarse (a reslice of another plane): refused
+FLAG_STRETCH = 1.05  # beyond this (field or pixels) the report flags it
+
+
+def field_stretch(shape_hw: tuple[int, int], spacing_mm: tuple[float, float] | None) -> tuple[float, float]:
+    """``(field, pixels)``: how much the network's square input stretches a slice of
+    ``shape_hw`` pixels at ``spacing_mm`` (row, col; square pixels assumed when unknown), as
+    the ratio of its longer to its shorter physical side (1.0 = a square field, as every
+    training slice was), and the ratio of its coarser to its finer pixel side."""
+    sr, sc = spacing_mm or (1.0, 1.0)
+    h, w = shape_hw[0] * sr, shape_hw[1] * sc
+    return max(h, w) / min(h, w), max(sr, sc) / min(sr, sc)
+
+
+def check_field(scan: Scan, path: str | Path) -> None:
+    """Refuse a slice the network would see distorted: each slice is resized to the model's
+    square input, as in training, so a strongly non-square field would reach it squashed
+    (> :data:`MAX_FIELD_STRETCH`), and strongly non-square pixels (> :data:`MAX_PIXEL_ASPECT`:
+    the axial reslice of a coronal or sagittal acquisition, e.g. 5 x 0.5 mm) with one axis
+    too coarse; its mask, not its geometry, would be wrong."""
+    field, pixels = field_stretch(scan.image.shape[1:], scan.spacing_mm)
+    size = f"slices of {scan.image.shape[1]} x {scan.image.shape[2]} pixels"
+    if scan.spacing_mm:
+        size += f" of {scan.spacing_mm[0]:g} x {scan.spacing_mm[1]:g} mm"
+    if pixels > MAX_PIXEL_ASPECT:
+        raise InputError(
+            path,
+            f"{size}: pixels {pixels:.1f}x longer one way than the other (a coronal or sagittal acquisition "
+            "resliced to axial?); the network was trained on axial slices with square pixels: give the axial series",
+        )
+    if field > MAX_FIELD_STRETCH:
+        raise InputError(
+            path,
+            f"{size}: a {field:.1f}:1 field that the network (trained on square slices) would see squashed "
+            f"{field:.1f}x; give whole axial slices",
+        )
 
 
 def check_device(device: str) -> str:
@@ -698,6 +745,7 @@ def predict(
         scan.thickness_mm, scan.source["thickness"] = float(thickness), "--slice-spacing"
         scan.slice_extents_mm = None
 
+    check_field(scan, input)
     probs, mask = segment(model.forward, scan.image, con, batch_size=batch_size, tta=tta, progress=progress, crop=crop)
     bleeds = label_bleeds(mask)  # labelled once for the confidence, the bleed geometry and ABC/2
     conf = confidence(probs, con, bleeds=bleeds, images=scan.image)

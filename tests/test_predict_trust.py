@@ -218,6 +218,66 @@ def test_interleaved_second_series_is_not_merged(tmp_path: Path) -> None:
     assert r["volume_ml"] == pytest.approx(ml(truth.sum()))
 
 
+@pytest.mark.parametrize(
+    "iop,ipp,plane",
+    [
+        ((1, 0, 0, 0, 0, -1), lambda k: [-100.0, 5.0 * k, 50.0], "coronal"),
+        ((0, 1, 0, 0, 0, -1), lambda k: [5.0 * k, -100.0, 50.0], "sagittal"),
+    ],
+)
+def test_a_non_axial_series_is_refused_naming_its_plane(tmp_path: Path, iop, ipp, plane) -> None:
+    """A coronal or sagittal reformat alone would be segmented in a plane the model never saw
+    and its volume reported "ok": refused, in one line naming the folder and the plane."""
+    hu, _ = head()
+    write_dicom_series(tmp_path / "r", hu, spacing=SP, iop=iop, ipps=[ipp(k) for k in range(len(hu))])
+    with pytest.raises(InputError, match=rf"r: series .* is {plane} .*hemato segments axial slices"):
+        run(tmp_path / "r", tmp_path / "o")
+    proc = subprocess.run(
+        [sys.executable, "-m", "hemato.predict", "--input", str(tmp_path / "r"), "--output", str(tmp_path / "o2")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode != 0 and f"is {plane}" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o2" / "report.json").exists()
+    # beside an axial series, the axial one is measured as before
+    write_dicom_series(tmp_path / "r", hu, spacing=SP, prefix="AX")
+    assert run(tmp_path / "r", tmp_path / "o3")["n_slices"] == len(hu)
+
+
+def test_coronal_nifti_resliced_to_axial_is_refused(tmp_path: Path) -> None:
+    """A coronal acquisition (0.5 mm in plane, 5 mm between coronal slices) read as axial
+    slices gives 5 x 0.5 mm pixels: one axis 10x coarser than any training slice."""
+    import nibabel as nib
+
+    hu, _ = head(6)
+    arr = np.transpose(hu, (2, 0, 1)).astype(np.int16)  # voxel axes: x, y (coronal slices), z
+    nib.save(nib.Nifti1Image(arr, np.diag([0.5, 5.0, 0.5, 1.0])), str(tmp_path / "cor.nii.gz"))
+    with pytest.raises(InputError, match=r"cor\.nii\.gz: slices of 6 x 64 pixels of 5 x 0\.5 mm: pixels 10\.0x longer"):
+        run(tmp_path / "cor.nii.gz", tmp_path / "o")
+    assert not (tmp_path / "o" / "report.json").exists()
+
+
+def test_mildly_non_square_pixels_are_measured_and_flagged(tmp_path: Path) -> None:
+    hu, truth = head()
+    write_nifti(tmp_path / "a.nii.gz", hu, spacing=(0.5, 0.6))
+    r = run(tmp_path / "a.nii.gz", tmp_path / "o")
+    assert r["volume_ml"] == pytest.approx(ml(truth.sum(), sp=(0.5, 0.6)))
+    assert any("1.20:1" in q and "stretched 20 %" in q for q in r["input_qc"])
+    assert any("non-square pixels (1.20:1)" in q for q in r["input_qc"])
+    r = run(tmp_path / "a.nii.gz", tmp_path / "o2", spacing=(0.5, 0.5))  # square pixels: no flag
+    assert not any("stretched" in q for q in r["input_qc"])
+
+
+def test_strongly_non_square_slices_are_refused(tmp_path: Path) -> None:
+    d = tmp_path / "png"
+    hu, _ = head(3)
+    for k in range(3):  # 64 x 32 crops of the head: a 2:1 field
+        write_png(d / f"scan_{k:03d}.png", np.clip((hu[k, :, 16:48] + 20) * 255 / 120, 0, 255).astype(np.uint8))
+    with pytest.raises(InputError, match=r"png: slices of 64 x 32 pixels of 0\.5 x 0\.5 mm: a 2\.0:1 field"):
+        run(d, tmp_path / "o", spacing=(0.5, 0.5), thickness=5.0)
+
+
 def test_scout_stray_files_and_preview_are_skipped(tmp_path: Path) -> None:
     hu, truth = head()
     d = tmp_path / "scan"

@@ -8,6 +8,8 @@ What is read, and what is refused:
   series is used; with several, the only axial one is used, else the series are listed and
   ``series_uid`` must pick one.
 * Modality must be CT where it is given; other modalities are refused.
+* The series must be axial (slice normal within ~37 degrees of the head's long axis, so
+  tilted gantries pass); a coronal, sagittal or oblique series is refused, naming its plane.
 * Slices are sorted by ImagePositionPatient projected on the slice normal (from
   ImageOrientationPatient). The slice spacing is the distance between consecutive slice
   centres along the normal, so a tilted gantry gives the right spacing. Protocols with two
@@ -119,12 +121,21 @@ def _describe(group: list[_Slice]) -> str:
     return f"{group[0].series} ({len(group)} images{', ' + desc if desc else ''})"
 
 
+AXIAL_MIN_COS = 0.8  # a slice normal within ~37 degrees of the head's long axis: axial (gantry tilts included)
+
+
 def _axial(group: list[_Slice]) -> bool:
     iop = group[0].iop
     if iop is None:
         return False
     n = np.cross(np.asarray(iop[:3]), np.asarray(iop[3:]))
-    return bool(abs(n[2]) / (np.linalg.norm(n) + 1e-12) > 0.8)
+    return bool(abs(n[2]) / (np.linalg.norm(n) + 1e-12) > AXIAL_MIN_COS)
+
+
+def _plane(iop: tuple[float, ...]) -> str:
+    """The plane of a slice orientation in words (its normal's dominant LPS axis)."""
+    n = np.abs(np.cross(np.asarray(iop[:3]), np.asarray(iop[3:])))
+    return ("sagittal", "coronal", "axial")[int(np.argmax(n))] if n.max() > 0.9 * np.linalg.norm(n) else "oblique"
 
 
 def _parse_slice(f: Path, ds: Any) -> _Slice | str:
@@ -227,6 +238,14 @@ def read_dicom_series(
     if not slices:
         raise InputError(folder, f"no DICOM images in the folder ({len(skipped)} other files)")
     group = _select_series(slices, folder, series_uid)
+    if group[0].iop is not None and not _axial(group):
+        # hemato's networks segment axial slices: a coronal or sagittal reformat would be
+        # segmented in a plane no model was trained on, and its volume reported as if right
+        raise InputError(
+            folder,
+            f"series {_describe(group)} is {_plane(group[0].iop)} (ImageOrientationPatient {list(group[0].iop)}): "
+            "hemato segments axial slices; give the axial series (--series UID) or an axial reconstruction",
+        )
     used = {id(s) for s in group}
     skipped += [
         f"{s.path.name}: {'localizer' if s.localizer else 'other series ' + s.series}"
