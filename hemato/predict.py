@@ -4,7 +4,7 @@
         [--spacing ROW_MM COL_MM] [--slice-spacing MM] [--intensity auto|hu|windowed]
         [--series UID] [--device cpu] [--tta] [--batch-size 16]
 
-PATH: a DICOM series folder, a NIfTI file, a folder of PNG/JPG slices (sorted by the number
+PATH: a DICOM series folder or one multi-frame DICOM file, a NIfTI file, a folder of PNG/JPG slices (sorted by the number
 in their names) or a manifest ``slices.csv`` of one patient. CKPT (default: the model shipped
 in ``hemato/weights/``, trained on real head CT): a hemato checkpoint (``.ckpt``), packed
 weights (``hemato.weights``), both loaded without executing code, or an ONNX export
@@ -459,10 +459,10 @@ def read_scan(
             [str(i) for i in r.slice_index],
             slice_numbers=[int(i) for i in r.slice_index],
         )
-    if path.is_dir():
-        from hemato.data.readers.dicom import folder_has_dicom, read_dicom_series
+    from hemato.data.readers.dicom import folder_has_dicom, is_dicom_file, read_dicom_series
 
-        if folder_has_dicom(path):
+    if path.is_dir() or is_dicom_file(path):
+        if path.is_file() or folder_has_dicom(path):  # a series folder, or one (multi-frame) file
             hu, spacing, slice_spacing, _pos, geo = read_dicom_series(path, with_geometry=True, series_uid=series_uid)
             src = {
                 "spacing": "DICOM PixelSpacing" if spacing else "unknown",
@@ -597,13 +597,15 @@ def input_fingerprint(path: str | Path) -> str:
 
 def scans_in(folder: Path) -> list[Path]:
     """One scan per entry of a cohort folder: sub-folders (DICOM or slices), NIfTI files,
-    one-patient manifests; sorted by name, hidden entries skipped."""
+    one-patient manifests, multi-frame DICOM files; sorted by name, hidden entries skipped."""
+    from hemato.data.readers.dicom import is_dicom_file
+
     out = []
     for p in sorted(folder.iterdir()):
         if p.name.startswith("."):
             continue
         n = p.name.lower()
-        if p.is_dir() or n.endswith((".nii", ".nii.gz", ".csv")):
+        if p.is_dir() or n.endswith((".nii", ".nii.gz", ".csv")) or is_dicom_file(p):
             out.append(p)
     return out
 
@@ -844,6 +846,7 @@ def predict(
                 mask,
                 tmp / "seg.dcm",
                 model_name=str(model.identity.get("model", {}).get("name", "hemato")),
+                frames=scan.dicom_geometry.get("frames"),
             )
         else:
             (tmp / "mask").mkdir()

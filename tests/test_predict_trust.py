@@ -21,7 +21,7 @@ import torch
 import hemato.predict as P
 from hemato.data.readers.errors import InputError
 from hemato.engine import Contract
-from tests.data.files import write_dicom_series, write_nifti, write_png
+from tests.data.files import write_dicom_series, write_multiframe_ct, write_nifti, write_png
 
 SP = (0.5, 0.5)  # pixel spacing, mm
 
@@ -276,6 +276,55 @@ def test_strongly_non_square_slices_are_refused(tmp_path: Path) -> None:
         write_png(d / f"scan_{k:03d}.png", np.clip((hu[k, :, 16:48] + 20) * 255 / 120, 0, 255).astype(np.uint8))
     with pytest.raises(InputError, match=r"png: slices of 64 x 32 pixels of 0\.5 x 0\.5 mm: a 2\.0:1 field"):
         run(d, tmp_path / "o", spacing=(0.5, 0.5), thickness=5.0)
+
+
+def test_multiframe_enhanced_ct_measures_like_its_single_files(tmp_path: Path) -> None:
+    """One multi-frame file (Enhanced / Legacy Converted Enhanced CT) gives the volume, mask
+    and mask position of the single-file series it holds, and its DICOM SEG references its
+    frames (read back onto the same voxels)."""
+    import nibabel as nib
+
+    from hemato.data.readers.dicom import read_dicom_series
+    from hemato.dicom_seg import read_dicom_seg
+
+    tilt = math.radians(15)
+    hu, truth = head()
+    ipps = [[-100.0, -100.0 + k * 5.0 * math.sin(tilt), k * 5.0 * math.cos(tilt)] for k in range(len(hu))]
+    write_dicom_series(tmp_path / "single", hu, spacing=SP, ipps=ipps)
+    write_multiframe_ct(tmp_path / "multi", hu, spacing=SP, ipps=ipps)
+    assert len(list((tmp_path / "multi").iterdir())) == 1
+    a = run(tmp_path / "single", tmp_path / "a")
+    b = run(tmp_path / "multi", tmp_path / "b", dicom_seg=True)
+    assert b["volume_status"] == "ok" and b["volume_ml"] == pytest.approx(a["volume_ml"])
+    assert b["volume_ml"] == pytest.approx(ml(truth.sum(), h=5.0 * math.cos(tilt)))
+    ma, mb = nib.load(tmp_path / "a" / "mask.nii.gz"), nib.load(tmp_path / "b" / "mask.nii.gz")
+    assert np.allclose(ma.affine, mb.affine) and np.array_equal(np.asarray(ma.dataobj), np.asarray(mb.dataobj))
+    c = run(tmp_path / "multi" / "enhanced.dcm", tmp_path / "c")  # the file itself as --input
+    assert c["volume_ml"] == pytest.approx(a["volume_ml"]) and c["input"]["kind"] == "dicom"
+    assert P.scans_in(tmp_path / "multi") == [tmp_path / "multi" / "enhanced.dcm"]  # a cohort entry too
+    *_, geo = read_dicom_series(tmp_path / "multi", with_geometry=True)
+    assert sorted(geo["frames"]) == list(range(1, len(hu) + 1))
+    back = read_dicom_seg(tmp_path / "b" / "seg.dcm", geo["datasets"], geo["frames"])
+    assert np.array_equal(back, np.transpose(np.asarray(mb.dataobj), (2, 1, 0)).astype(bool))
+
+
+def test_multiframe_gaps_and_missing_positions_are_refused(tmp_path: Path) -> None:
+    import pydicom
+
+    hu, _ = head(5)
+    write_multiframe_ct(tmp_path / "gap", hu, spacing=SP, positions=[0, 5, 10, 20, 25])
+    with pytest.raises(InputError, match="missing or uneven slice"):
+        run(tmp_path / "gap", tmp_path / "o")
+    f = write_multiframe_ct(tmp_path / "nopos", hu, spacing=SP)
+    ds = pydicom.dcmread(f)
+    del ds.PerFrameFunctionalGroupsSequence[2].PlanePositionSequence
+    ds.save_as(f)
+    with pytest.raises(InputError, match=r"enhanced\.dcm: frame 3 of the multi-frame image has no plane position"):
+        run(tmp_path / "nopos", tmp_path / "o")
+    del ds.PerFrameFunctionalGroupsSequence
+    ds.save_as(f)
+    with pytest.raises(InputError, match="multi-frame image without per-frame positions"):
+        run(tmp_path / "nopos", tmp_path / "o")
 
 
 def test_scout_stray_files_and_preview_are_skipped(tmp_path: Path) -> None:

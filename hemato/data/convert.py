@@ -201,7 +201,7 @@ def _dicom_mask(masks: Path, name: str, series: Path, geo: dict[str, Any], spaci
         seg = found[0] if len(found) == 1 else seg
     if seg.is_file():
         try:
-            return read_dicom_seg(seg, geo["datasets"])
+            return read_dicom_seg(seg, geo["datasets"], geo.get("frames"))
         except Exception as e:
             raise InputError(
                 seg, f"not a DICOM SEG of series {series} ({e.__class__.__name__}: {str(e)[:100]})"

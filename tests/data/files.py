@@ -82,6 +82,34 @@ def write_dicom_series(
     return out
 
 
+def write_multiframe_ct(folder: Path, hu: np.ndarray, **kw) -> Path:
+    """(Z, H, W) HU -> ONE multi-frame CT file (Legacy Converted Enhanced CT, highdicom's
+    converter of the single-file series :func:`write_dicom_series` writes with ``kw``): each
+    frame's position in its per-frame functional groups, spacing and rescale shared."""
+    import shutil
+    import warnings
+
+    import highdicom as hd
+    import pydicom
+
+    singles = folder.with_name(folder.name + "_singles")
+    files = write_dicom_series(singles, hu, **kw)
+    with warnings.catch_warnings():  # "FrameType cannot be determined": not needed here
+        warnings.simplefilter("ignore")
+        mf = hd.legacy.LegacyConvertedEnhancedCTImage(
+            legacy_datasets=[pydicom.dcmread(f) for f in files],
+            series_instance_uid=hd.UID(),
+            series_number=3,
+            sop_instance_uid=hd.UID(),
+            instance_number=1,
+        )
+    shutil.rmtree(singles)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "enhanced.dcm"
+    mf.save_as(path)
+    return path
+
+
 def write_nifti(path: Path, data_zhw: np.ndarray, spacing=(0.5, 0.5), thickness=5.0, dtype=np.int16) -> None:
     """(Z, H, W) display-ordered slices -> RAS NIfTI (inverse of hemato's reader)."""
     import nibabel as nib

@@ -13,7 +13,7 @@ from hemato.data.readers.images import read_mask, read_slice
 from hemato.data.readers.labelme import read_labelme
 from hemato.data.readers.nifti import read_nifti, window_hu
 from hemato.metrics.volume import planimetric_volume_ml
-from tests.data.files import write_dicom_series, write_labelme, write_nifti, write_png
+from tests.data.files import write_dicom_series, write_labelme, write_multiframe_ct, write_nifti, write_png
 
 
 def blob_volume(z=6, h=40, w=48):
@@ -306,3 +306,34 @@ def test_manifest_slice_spacing_column(tmp_path) -> None:
     )
     with pytest.raises(InputError, match="they differ"):
         load_manifest(csv)
+
+
+def test_multiframe_per_frame_rescale_and_spacing(tmp_path) -> None:
+    """Per-frame functional groups override the shared ones: each frame's own rescale
+    intercept gives the same HU as the shared one did."""
+    import pydicom
+
+    rng = np.random.default_rng(0)
+    hu = rng.integers(-1000, 1500, size=(4, 16, 16)).astype(float)
+    f = write_multiframe_ct(tmp_path / "mf", hu, spacing=(0.6, 0.6), thickness=2.5)
+    ds = pydicom.dcmread(f)
+    stored = ds.pixel_array.astype(np.int32)  # frames in file order, intercept -1024
+    shared = ds.SharedFunctionalGroupsSequence[0]
+    pvt = shared.PixelValueTransformationSequence
+    del shared.PixelValueTransformationSequence
+    for k, group in enumerate(ds.PerFrameFunctionalGroupsSequence):
+        item = pydicom.Dataset()
+        item.RescaleSlope, item.RescaleIntercept, item.RescaleType = 2, -1024 - 7 * k, "HU"
+        group.PixelValueTransformationSequence = pydicom.Sequence([item])
+        stored[k] = (stored[k] + 7 * k) // 2  # the same HU through this frame's rescale (even offsets)
+    assert pvt[0].RescaleIntercept == -1024
+    ds.PixelData = stored.astype(np.uint16).tobytes()
+    ds.save_as(f)
+    out, spacing, dz, _ = read_dicom_series(tmp_path / "mf")
+    back = pydicom.dcmread(f)
+    expect = back.pixel_array.astype(float) * 2 + np.array([-1024 - 7 * k for k in range(4)])[:, None, None]
+    order = np.argsort(
+        [float(g.PlanePositionSequence[0].ImagePositionPatient[2]) for g in back.PerFrameFunctionalGroupsSequence]
+    )
+    assert np.array_equal(out, expect[order]) and spacing == (0.6, 0.6) and dz == pytest.approx(2.5)
+    assert np.abs(out - hu).max() <= 1  # the written HU (the halving rounds odd values down by 1)

@@ -20,6 +20,9 @@ What is read, and what is refused:
   and the spacing is unknown unless the user gives it.
 * HU = stored value x RescaleSlope + RescaleIntercept. A compressed transfer syntax without
   an installed decoder is a one-line error naming it.
+* Multi-frame images (Enhanced CT, Legacy Converted Enhanced CT: one file, many slices) are
+  read frame by frame, each with its position, orientation, pixel spacing and rescale from
+  its per-frame or shared functional groups, then checked and sorted like single files.
 
 Identifying tags are read by nobody here: only geometry and pixel data leave this module.
 """
@@ -57,6 +60,24 @@ class _Slice:
     iop: tuple[float, ...] | None
     ipp: list[float] | None
     localizer: bool
+    frame: int | None = None  # 0-based frame of a multi-frame (enhanced) image; None: one slice per file
+
+
+def _functional(ds: Any, frame: int | None, sequence: str, attr: str) -> Any:
+    """``attr`` of the functional group ``sequence`` for ``frame`` of a multi-frame image
+    (Enhanced / Legacy Converted Enhanced CT): the per-frame group first, then the shared
+    one; for a single-frame file (``frame`` None) the top-level attribute. None if absent.
+    Hand-written: highdicom's volume reader (>= 0.24) would bypass this reader's checks of
+    each slice (gaps, duplicates, spacings), which then hold for both kinds alike."""
+    if frame is not None:
+        for groups, idx in (("PerFrameFunctionalGroupsSequence", frame), ("SharedFunctionalGroupsSequence", 0)):
+            seq = getattr(ds, groups, None)
+            if seq is None or len(seq) <= idx or sequence not in seq[idx]:
+                continue
+            items = getattr(seq[idx], sequence)
+            if items and attr in items[0]:
+                return getattr(items[0], attr)
+    return getattr(ds, attr, None)
 
 
 def _is_dicom_file(p: Path) -> bool:
@@ -69,6 +90,11 @@ def _is_dicom_file(p: Path) -> bool:
             return f.read(4) == b"DICM"
     except OSError:
         return False
+
+
+def is_dicom_file(p: Path) -> bool:
+    """Whether ``p`` is a file that reads as DICOM (``.dcm`` or the Part 10 magic)."""
+    return Path(p).is_file() and _is_dicom_file(Path(p))
 
 
 def folder_has_dicom(folder: Path) -> bool:
@@ -138,9 +164,9 @@ def _plane(iop: tuple[float, ...]) -> str:
     return ("sagittal", "coronal", "axial")[int(np.argmax(n))] if n.max() > 0.9 * np.linalg.norm(n) else "oblique"
 
 
-def _parse_slice(f: Path, ds: Any) -> _Slice | str:
-    """One file's slice record, or why it is skipped; refuses non-CT and image files
-    without pixels."""
+def _parse_slices(f: Path, ds: Any) -> list[_Slice] | str:
+    """One file's slice records (one per frame of a multi-frame image), or why it is
+    skipped; refuses non-CT and image files without pixels."""
     if "PixelData" not in ds:
         sop = str(
             getattr(ds, "SOPClassUID", "")
@@ -153,13 +179,30 @@ def _parse_slice(f: Path, ds: Any) -> _Slice | str:
     modality = str(getattr(ds, "Modality", "") or "")
     if modality and modality != "CT":
         raise InputError(f, f"Modality is {modality}, not CT: hemato measures head CT only")
-    iop = _floats(ds.ImageOrientationPatient, 6) if "ImageOrientationPatient" in ds else None
-    ipp = _floats(ds.ImagePositionPatient, 3) if "ImagePositionPatient" in ds else None
-    if ("ImageOrientationPatient" in ds and iop is None) or ("ImagePositionPatient" in ds and ipp is None):
-        raise InputError(f, "malformed ImagePositionPatient/ImageOrientationPatient")
     image_type = [str(v).upper() for v in (getattr(ds, "ImageType", None) or [])]
     series = str(getattr(ds, "SeriesInstanceUID", "") or "unknown")
-    return _Slice(f, ds, series, tuple(iop) if iop else None, ipp, "LOCALIZER" in image_type)
+    frames: list[int | None] = [None]
+    if "PerFrameFunctionalGroupsSequence" in ds:  # multi-frame: one slice per frame
+        n = int(getattr(ds, "NumberOfFrames", 1) or 1)
+        if len(ds.PerFrameFunctionalGroupsSequence) != n:
+            raise InputError(f, f"{len(ds.PerFrameFunctionalGroupsSequence)} per-frame groups for {n} frames")
+        frames = list(range(n))
+    elif int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
+        raise InputError(
+            f, "a multi-frame image without per-frame positions (no functional groups): its geometry is unknown"
+        )
+    out = []
+    for k in frames:
+        iop_v = _functional(ds, k, "PlaneOrientationSequence", "ImageOrientationPatient")
+        ipp_v = _functional(ds, k, "PlanePositionSequence", "ImagePositionPatient")
+        iop = _floats(iop_v, 6) if iop_v is not None else None
+        ipp = _floats(ipp_v, 3) if ipp_v is not None else None
+        if (iop_v is not None and iop is None) or (ipp_v is not None and ipp is None):
+            raise InputError(f, "malformed ImagePositionPatient/ImageOrientationPatient")
+        if k is not None and (iop is None or ipp is None):
+            raise InputError(f, f"frame {k + 1} of the multi-frame image has no plane position or orientation")
+        out.append(_Slice(f, ds, series, tuple(iop) if iop else None, ipp, "LOCALIZER" in image_type, k))
+    return out
 
 
 def _select_series(slices: list[_Slice], folder: Path, series_uid: str | None) -> list[_Slice]:
@@ -197,21 +240,27 @@ def _select_series(slices: list[_Slice], folder: Path, series_uid: str | None) -
 def read_dicom_series(
     folder: str | Path, tolerance: float = 0.05, with_geometry: bool = False, series_uid: str | None = None
 ):
-    """Returns ``(hu (Z, H, W) float64, spacing (row, col) mm or None, slice spacing mm or
+    """``folder``: a series folder, or one DICOM file (a multi-frame image).
+
+    Returns ``(hu (Z, H, W) float64, spacing (row, col) mm or None, slice spacing mm or
     None, positions (Z,) mm along the normal)``, sorted along the slice normal; with
     ``with_geometry`` also a dict: ``orientation`` (6 floats), ``origin`` and ``last``
     (first/last ImagePositionPatient, LPS mm), ``slice_extents_mm`` (Z,), ``uniform``,
     ``series_uid``, ``modality``, ``order`` ("ImagePositionPatient" or "InstanceNumber"),
     ``skipped`` (files not used, with why), ``datasets`` (the used pydicom datasets, in
-    slice order: for a DICOM SEG that references them). The slice spacing is None when the spacings
+    slice order: for a DICOM SEG that references them), ``frames`` (for a multi-frame image,
+    the 1-based frame number of each slice; else None). The slice spacing is None when the spacings
     are not uniform (use the extents) or unknown."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     folder = Path(folder)
-    if not folder.is_dir():
+    if folder.is_file() and _is_dicom_file(folder):  # one file: a multi-frame image (or a lone slice)
+        files = [folder]
+    elif not folder.is_dir():
         raise InputError(folder, "not a folder of DICOM files")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    else:
+        files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
         raise InputError(folder, "no files in the folder")
     skipped: list[str] = []
@@ -226,7 +275,7 @@ def read_dicom_series(
             skipped.append(f"{f.name}: not DICOM")  # a .txt, a preview.jpg
             continue
         try:  # pydicom parses elements lazily: a corrupt one raises only when it is read
-            item = _parse_slice(f, ds)
+            item = _parse_slices(f, ds)
         except InputError:
             raise
         except Exception as e:
@@ -234,7 +283,7 @@ def read_dicom_series(
         if isinstance(item, str):
             skipped.append(item)
         else:
-            slices.append(item)
+            slices.extend(item)
     if not slices:
         raise InputError(folder, f"no DICOM images in the folder ({len(skipped)} other files)")
     group = _select_series(slices, folder, series_uid)
@@ -257,7 +306,10 @@ def read_dicom_series(
     for s in group:
         ds = s.ds
         try:
-            arr = ds.pixel_array.astype(np.float64)
+            arr = ds.pixel_array  # decoded once per file (pydicom keeps it), also for a multi-frame one
+            if s.frame is not None and arr.ndim == 3:
+                arr = arr[s.frame]
+            arr = arr.astype(np.float64)
         except Exception as e:
             ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
             name = getattr(ts, "name", str(ts)) if ts is not None else "unknown transfer syntax"
@@ -268,9 +320,9 @@ def read_dicom_series(
         if arr.ndim != 2:
             raise InputError(s.path, f"expected one 2D slice per file, got shape {arr.shape}")
         try:  # lazily parsed elements of a corrupt file raise only here
-            slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
-            intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
-            sp = _floats(getattr(ds, "PixelSpacing", None) or (), 2)
+            slope = float(_functional(ds, s.frame, "PixelValueTransformationSequence", "RescaleSlope") or 1.0)
+            intercept = float(_functional(ds, s.frame, "PixelValueTransformationSequence", "RescaleIntercept") or 0.0)
+            sp = _floats(_functional(ds, s.frame, "PixelMeasuresSequence", "PixelSpacing") or (), 2)
         except Exception as e:
             raise InputError(
                 s.path, f"unreadable rescale or spacing values ({e.__class__.__name__}: {str(e)[:80]})"
@@ -321,6 +373,7 @@ def read_dicom_series(
                 "slice_extents_mm": np.full(len(order), np.nan),
                 "uniform": True,
                 "datasets": [group[i].ds for i in order],
+                "frames": None,
             }
         )
         out = (hu, spacing, None, np.full(len(order), np.nan))
@@ -345,7 +398,7 @@ def read_dicom_series(
         spacing_z = float(np.median(steps)) if uniform else None
         extents = slice_extents_mm(pos) if not uniform else np.full(len(pos), float(np.median(steps)))
     else:
-        t = float(getattr(group[0].ds, "SliceThickness", 0) or 0)
+        t = float(_functional(group[0].ds, group[0].frame, "PixelMeasuresSequence", "SliceThickness") or 0)
         spacing_z = t if t > 0 else None
         extents = np.full(1, spacing_z if spacing_z else np.nan)
     hu = np.stack([hus[i] for i in order])
@@ -358,6 +411,8 @@ def read_dicom_series(
             "slice_extents_mm": extents,
             "uniform": uniform,
             "datasets": [group[i].ds for i in order],
+            # 1-based frame numbers in slice order for a multi-frame image (DICOM SEG references them)
+            "frames": [group[i].frame + 1 for i in order] if group[0].frame is not None else None,
         }
     )
     return (hu, spacing, spacing_z, pos, geo) if with_geometry else (hu, spacing, spacing_z, pos)
@@ -387,4 +442,10 @@ def nifti_affine(
     return np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
 
 
-__all__: Sequence[str] = ["check_ct_values", "folder_has_dicom", "read_dicom_series", "slice_extents_mm"]
+__all__: Sequence[str] = [
+    "check_ct_values",
+    "folder_has_dicom",
+    "is_dicom_file",
+    "read_dicom_series",
+    "slice_extents_mm",
+]
