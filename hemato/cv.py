@@ -269,10 +269,10 @@ def summarize_oof(patients: pd.DataFrame, slices: pd.DataFrame, seed: int = 0) -
                 pick = rng.integers(0, len(groups), len(groups))
                 boots.append(np.concatenate([groups[i][:, j] for i in pick]).mean())
             out[f"{m}_slice_ci"] = (float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5)))
-    # detection
+    # detection (n/a where only per-patient results were kept)
     s_true, s_pred = slices["gt"] > 0, slices["pred"] > 0
-    out["slice_sensitivity"] = float((s_true & s_pred).sum() / max(s_true.sum(), 1))
-    out["slice_specificity"] = float((~s_true & ~s_pred).sum() / max((~s_true).sum(), 1))
+    out["slice_sensitivity"] = float((s_true & s_pred).sum() / max(s_true.sum(), 1)) if len(slices) else math.nan
+    out["slice_specificity"] = float((~s_true & ~s_pred).sum() / max((~s_true).sum(), 1)) if len(slices) else math.nan
     p_true, p_pred = patients["gt"] > 0, patients["pred"] > 0
     out["patient_sensitivity"] = float((p_true & p_pred).sum() / max(p_true.sum(), 1))
     out["patient_specificity"] = float((~p_true & ~p_pred).sum() / max((~p_true).sum(), 1))
@@ -327,16 +327,42 @@ def model_key(run_dir: Path) -> str:
     return model_label(cfg.get("model", {}))[0]
 
 
+def labelled_runs(paths: list[str | Path]) -> list[tuple[str, Path]]:
+    """``(label, run folder)`` of every evaluated run under ``paths``. A path written
+    ``LABEL=PATH`` gives its runs that label (to compare variants of one network: another
+    precision, seed or initialisation); otherwise a run's label is its network's
+    (:func:`model_key`)."""
+    out = []
+    for p in map(str, paths):
+        label = None
+        if "=" in p and not Path(p).exists():
+            label, p = p.split("=", 1)
+            if not label:
+                raise ValueError(f"{p}: empty label in LABEL=PATH")
+        out += [(label or model_key(r), r) for r in find_oof_runs([p])]
+    return out
+
+
+def _slices_of(run: Path) -> pd.DataFrame:
+    """A run's per-slice out-of-fold table; empty (per-slice figures then n/a) for a folder
+    that keeps per-patient results only (older committed reports)."""
+    f = run / "oof_slices.csv"
+    if f.is_file():
+        return pd.read_csv(f, dtype={"patient_id": str})
+    return pd.DataFrame(columns=["patient_id", "rotation", "gt", "pred", "dice", "iou", "rvd"])
+
+
 def merge_folds(paths: list[str | Path]) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
-    """``{model label: (patients, slices)}`` pooled over folds. A patient tested twice for
-    one model (two runs of one fold) is refused: the runs must be given separately."""
+    """``{label: (patients, slices)}`` pooled over folds (labels: :func:`labelled_runs`). A
+    patient tested twice under one label (two runs of one fold) is refused: the runs must be
+    given separately, or under two labels."""
     by_model: dict[str, list[Path]] = {}
-    for r in find_oof_runs(paths):
-        by_model.setdefault(model_key(r), []).append(r)
+    for label, r in labelled_runs(paths):
+        by_model.setdefault(label, []).append(r)
     out = {}
     for label, runs in by_model.items():
         ps = [pd.read_csv(r / "oof_patients.csv", dtype={"patient_id": str}) for r in runs]
-        ss = [pd.read_csv(r / "oof_slices.csv", dtype={"patient_id": str}) for r in runs]
+        ss = [_slices_of(r) for r in runs]
         p, s = pd.concat(ps, ignore_index=True), pd.concat(ss, ignore_index=True)
         dup = p.duplicated(["patient_id", "rotation"])
         if dup.any():
@@ -357,7 +383,7 @@ def failure_figures(paths: list[str | Path], label: str, out_dir: Path, n: int =
 
     from hemato.rundir import load_prediction
 
-    runs = [r for r in find_oof_runs(paths) if model_key(r) == label]
+    runs = [r for lab, r in labelled_runs(paths) if lab == label]
     p = pd.concat([pd.read_csv(r / "oof_patients.csv", dtype={"patient_id": str}).assign(_run=str(r)) for r in runs])
     p = p[p["rotation"] == 0]
     worst = p[p["gt"] > 0].sort_values("dice").head(n)
@@ -388,6 +414,8 @@ def failure_figures(paths: list[str | Path], label: str, out_dir: Path, n: int =
 
 
 def _fmt_ci(v: float, ci: tuple[float, float] | None) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
     return f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{v:.3f}"
 
 
@@ -420,7 +448,7 @@ def cv_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) -> di
                 "Dice (slice)": _fmt_ci(sm["dice_slice"], sm.get("dice_slice_ci")),
                 "IoU (slice)": _fmt_ci(sm["iou_slice"], sm.get("iou_slice_ci")),
                 "Rvd (slice)": _fmt_ci(sm["rvd_slice"], sm.get("rvd_slice_ci")),
-                "slice sens / spec": f"{sm['slice_sensitivity']:.3f} / {sm['slice_specificity']:.3f}",
+                "slice sens / spec": f"{_fmt_ci(sm['slice_sensitivity'], None)} / {_fmt_ci(sm['slice_specificity'], None)}",
                 "patient sens / spec": f"{sm['patient_sensitivity']:.3f} / {sm['patient_specificity']:.3f}",
                 "FP patients": f"{sm['fp_patients']} of {sm['n_patients_without_bleed']}",
             }
@@ -683,7 +711,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ev.add_argument("--out", help="write the results to OUT/<run name>/ instead of into the run folder")
     rp = sub.add_parser("report", help="pool folds per model: metrics with CIs, paired tests")
-    rp.add_argument("runs", nargs="+")
+    rp.add_argument("runs", nargs="+", help="run folders (or folders of runs); LABEL=PATH labels a variant")
     rp.add_argument("--out", required=True)
     cb = sub.add_parser(
         "calibrate",

@@ -99,6 +99,32 @@ def test_a_patient_tested_twice_for_one_model_is_refused(tmp_path: Path) -> None
         merge_folds([tmp_path])
 
 
+def test_labels_pair_two_runs_of_one_network(tmp_path: Path) -> None:
+    """LABEL=PATH: two variants of one network on the same fold (e.g. bf16 and fp32) are
+    pooled and paired under their labels instead of being refused as one model."""
+    a = _fake_run(tmp_path, "bf16", OURS, 0, [("a", 80, 100, 100, 100), ("b", 60, 100, 100, 100)])
+    b = _fake_run(tmp_path, "fp32", OURS, 0, [("a", 70, 100, 100, 100), ("b", 40, 100, 100, 100)])
+    with pytest.raises(ValueError, match="more than one run"):
+        merge_folds([a, b])
+    s = cv_report([f"bf16={a}", f"fp32={b}"], tmp_path / "out")
+    assert set(s["models"]) == {"bf16", "fp32"} and s["models"]["fp32"]["dice_patient"] == pytest.approx(0.55)
+    assert s["paired"]["bf16 - fp32"]["mean_diff"] == pytest.approx(0.15)
+    with pytest.raises(ValueError, match="empty label"):
+        merge_folds([f"={a}"])
+
+
+def test_folders_with_per_patient_results_only_report_slices_as_na(tmp_path: Path) -> None:
+    """Older committed fold folders keep oof_patients.csv only: per-patient figures and paired
+    tests as usual, per-slice ones n/a (never a number made up from nothing)."""
+    d = _fake_run(tmp_path, "old", OURS, 0, [("a", 80, 100, 100, 100), ("b", 0, 0, 0, 0)])
+    (d / "oof_slices.csv").unlink()
+    s = cv_report([d], tmp_path / "out")
+    o = s["models"]["Ours"]
+    assert o["dice_patient"] == pytest.approx(0.8) and o["patient_specificity"] == 1.0
+    assert np.isnan(o["dice_slice"]) and np.isnan(o["slice_sensitivity"])
+    assert "| n/a | n/a | n/a | n/a / n/a |" in (tmp_path / "out" / "table1_oof.md").read_text()
+
+
 def test_bootstrap_and_paired_test_numbers() -> None:
     lo, hi = bootstrap_ci(np.array([1.0, 1.0, 1.0]))
     assert lo == hi == 1.0
