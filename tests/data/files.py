@@ -93,6 +93,7 @@ def write_multiframe_ct(folder: Path, hu: np.ndarray, **kw) -> Path:
     import pydicom
 
     singles = folder.with_name(folder.name + "_singles")
+    kw.setdefault("image_type", ["ORIGINAL", "PRIMARY", "AXIAL"])  # highdicom 0.23 needs it
     files = write_dicom_series(singles, hu, **kw)
     with warnings.catch_warnings():  # "FrameType cannot be determined": not needed here
         warnings.simplefilter("ignore")
