@@ -327,6 +327,32 @@ def test_multiframe_gaps_and_missing_positions_are_refused(tmp_path: Path) -> No
         run(tmp_path / "nopos", tmp_path / "o")
 
 
+def test_feet_first_series_runs_from_the_feet_up_like_training(tmp_path: Path) -> None:
+    """A feet-first series (IOP -1,0,0,0,1,0: its normal points to the feet) is read in the
+    same slice order as the head-first one, so a 2.5D network gets its neighbours in the
+    order it was trained on; volume and mask position are unchanged."""
+    import nibabel as nib
+
+    from hemato.data.readers.dicom import read_dicom_series
+
+    hu, truth = head()
+    hu[:, 0, 0] = np.arange(len(hu))  # a slice tag in a corner of air
+    write_dicom_series(tmp_path / "hf", hu, spacing=SP)
+    ff = hu[:, :, ::-1]  # rows along -x: the same patient seen from the feet
+    x0 = -100.0 + (hu.shape[2] - 1) * SP[1]  # its first column is the head-first series' last
+    ipps = [[x0, -100.0, 5.0 * k] for k in range(len(hu))]
+    write_dicom_series(tmp_path / "ff", ff, spacing=SP, iop=(-1, 0, 0, 0, 1, 0), ipps=ipps)
+    a, b = read_dicom_series(tmp_path / "hf")[0], read_dicom_series(tmp_path / "ff")[0]
+    assert a[:, 0, 0].tolist() == b[:, 0, -1].tolist() == list(range(len(hu)))  # inferior first
+    ra, rb = run(tmp_path / "hf", tmp_path / "a"), run(tmp_path / "ff", tmp_path / "b")
+    assert rb["volume_ml"] == pytest.approx(ra["volume_ml"]) == pytest.approx(ml(truth.sum()))
+    ma, mb = nib.load(tmp_path / "a" / "mask.nii.gz"), nib.load(tmp_path / "b" / "mask.nii.gz")
+    # the two masks cover the same world positions
+    wa = {tuple(np.round(ma.affine @ [*v, 1.0], 3)[:3]) for v in np.argwhere(np.asarray(ma.dataobj) > 0)}
+    wb = {tuple(np.round(mb.affine @ [*v, 1.0], 3)[:3]) for v in np.argwhere(np.asarray(mb.dataobj) > 0)}
+    assert wa == wb and len(wa) == truth.sum()
+
+
 def test_scout_stray_files_and_preview_are_skipped(tmp_path: Path) -> None:
     hu, truth = head()
     d = tmp_path / "scan"

@@ -11,7 +11,8 @@ What is read, and what is refused:
 * The series must be axial (slice normal within ~37 degrees of the head's long axis, so
   tilted gantries pass); a coronal, sagittal or oblique series is refused, naming its plane.
 * Slices are sorted by ImagePositionPatient projected on the slice normal (from
-  ImageOrientationPatient). The slice spacing is the distance between consecutive slice
+  ImageOrientationPatient), from the feet up whatever the normal's sign (feet-first series
+  included): the order training used (ct-ich) and NIfTI's (RAS). The slice spacing is the distance between consecutive slice
   centres along the normal, so a tilted gantry gives the right spacing. Protocols with two
   spacings (e.g. 2.5 mm posterior fossa, 5 mm above) give per-slice extents: each slice
   reaches half-way to its neighbours. A missing slice (one isolated step differing from the
@@ -382,6 +383,11 @@ def read_dicom_series(
     normal = np.cross(orient[:3], orient[3:])
     if not np.linalg.norm(normal) > 0.5:
         raise InputError(group[0].path, f"degenerate ImageOrientationPatient {orient.tolist()}")
+    if normal[2] < 0:
+        # feet-first (or flipped) series: their normal points to the feet. Slices always run
+        # from the feet up, as in training (ct-ich) and NIfTI (RAS), so a 2.5D network gets
+        # its neighbour channels in the order it learned
+        normal = -normal
     pos = np.array([float(np.dot(np.asarray(s.ipp, float), normal)) for s in group])
     order = np.argsort(pos, kind="stable")
     pos = pos[order]
