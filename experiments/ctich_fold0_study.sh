@@ -8,6 +8,8 @@
 #   base_s43 / fp32_s43   the same pair, seed 43
 #   experiments/ctich_fold0_study.sh                 # all, in that order (~2 h, 2 cores)
 #   experiments/ctich_fold0_study.sh pre_s42         # one
+#   experiments/ctich_fold0_study.sh report          # results -> reports/ctich/v6_fold0/ (with the
+#       ablation runs of `FOLDS=0 RUNS=runs/ctich_v4 experiments/ctich_cv.sh ours_sa` and ours_sa_ca)
 set -euo pipefail
 PY=${PY:-python}
 RUNS=${RUNS:-runs/ctich_fold0}
@@ -21,7 +23,35 @@ fold_run() {  # name, extra overrides...
   fi
   [ -f "$dir/oof_patients.csv" ] || $PY -m hemato.cv evaluate "$dir"   # 0 degrees: what the studies compare
 }
+OUT=${OUT:-reports/ctich/v6_fold0}
+keep() {  # run folder, name: its result files (no weights, no predictions) into $OUT/runs/name
+  [ -f "$1/oof_patients.csv" ] || { echo "skipped $2: $1 not evaluated" >&2; return 0; }
+  mkdir -p "$OUT/runs/$2"
+  for f in config.yaml provenance.json metrics.json split.json oof_contract.json oof_patients.csv oof_slices.csv oof_components.csv; do
+    [ -f "$1/$f" ] && cp "$1/$f" "$OUT/runs/$2/"
+  done
+  return 0
+}
+report() {
+  if [ -f "$PRE/metrics.json" ]; then  # the pretraining run itself (phantom test figures, provenance)
+    mkdir -p "$OUT/runs/pretrain_phantom" && cp "$PRE"/{config.yaml,provenance.json,metrics.json} "$OUT/runs/pretrain_phantom/"
+  fi
+  for r in base_s42 pre_s42 fp32_s42 base_s43 fp32_s43; do keep "$RUNS/$r/ours_fold0" "$r"; done
+  keep runs/ctich_v4/cv_ours_sa/ours_sa_fold0 ours_sa
+  keep runs/ctich_v4/cv_ours_sa_ca/ours_sa_ca_fold0 ours_sa_ca
+  local R="$OUT/runs"
+  # Table 7 on real CT: plain (v4_cv5, last release) -> +SA -> +SA+CA -> full (base_s42), all current code but plain
+  $PY -m hemato.cv report "plain=reports/ctich/v4_cv5/folds_ours_plain/fold0" "SA=$R/ours_sa" "SA+CA=$R/ours_sa_ca" \
+    "SA+CA+SPA (ours)=$R/base_s42" --out "$OUT/ablation"
+  [ -d "$R/pre_s42" ] && $PY -m hemato.cv report "phantom-pretrained=$R/pre_s42" "from scratch=$R/base_s42" --out "$OUT/pretraining"
+  local P=()
+  for r in base_s42 fp32_s42 base_s43 fp32_s43; do
+    [ -d "$R/$r" ] && P+=("$(case $r in base_*) echo bf16;; *) echo fp32;; esac) seed ${r#*_s}=$R/$r")
+  done
+  $PY -m hemato.cv report "${P[@]}" --out "$OUT/precision"
+}
 for job in ${@:-base_s42 pre_s42 fp32_s42 base_s43 fp32_s43}; do
+  if [ "$job" = report ]; then report; continue; fi
   echo "=== $job $(date -u +%H:%M:%S)"
   case $job in
     base_s42) fold_run base_s42 seed=42 ;;
