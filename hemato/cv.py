@@ -3,6 +3,7 @@
     python -m hemato.cv evaluate RUN_DIR [RUN_DIR ...] [--rotations 0 90 180 270]
     python -m hemato.cv report RUN_DIR_OR_SWEEP [...] --out reports/ctich
     python -m hemato.cv calibrate RUN_DIR_OR_SWEEP [...] --out reports/ctich [--max-fp-rate 0.1]
+    python -m hemato.cv seeds LABEL=FOLDER LABEL=FOLDER [...] --out DIR
 
 ``evaluate`` loads a finished run's checkpoint, rebuilds its test fold from the run's own
 ``config.yaml`` + ``split.json``, and segments every test patient with
@@ -22,6 +23,11 @@ exactly once per model) into per-slice and per-patient Dice / IoU / Rvd, detecti
 sensitivity / specificity per slice and per patient, false-positive patients, with patient-
 level bootstrap 95 % CIs, and paired comparisons between models on the same patients
 (mean difference with bootstrap CI, Wilcoxon signed-rank test).
+
+``seeds`` compares variants of one network (e.g. bf16 and fp32 training), each trained with
+several seeds on one split: per variant the mean and SD over seeds, per pair the difference
+paired by seed (t-based CI) and per patient (bootstrap CI, Wilcoxon), so a difference can be
+set against the seed-to-seed spread.
 
 False-positive patient (a bleed-free patient given a bleed): a predicted 3D component of at
 least ``fp_area_mm2`` (10 mm^2) at an assumed pixel spacing of ``assumed_spacing_mm`` (0.45
@@ -241,6 +247,14 @@ def fp_threshold_px(assumed_spacing_mm: float = ASSUMED_SPACING_MM, fp_area_mm2:
     return fp_area_mm2 / assumed_spacing_mm**2
 
 
+def fp_rule() -> str:
+    """The false-positive-patient rule in words."""
+    return (
+        f"bleed-free patient with a predicted 3D component >= {FP_AREA_MM2:g} mm^2 at an assumed "
+        f"{ASSUMED_SPACING_MM} mm spacing (>= {fp_threshold_px():.0f} native voxels)"
+    )
+
+
 def summarize_oof(patients: pd.DataFrame, slices: pd.DataFrame, seed: int = 0) -> dict[str, Any]:
     """Pooled out-of-fold metrics of one model at one rotation, with bootstrap 95 % CIs.
 
@@ -281,9 +295,7 @@ def summarize_oof(patients: pd.DataFrame, slices: pd.DataFrame, seed: int = 0) -
     out["fp_patients"] = int(fp.sum())
     out["fp_patients_ids"] = sorted(free.loc[fp, "patient_id"].tolist())
     out["fp_patients_any_voxel"] = int((free["pred"] > 0).sum())
-    out["fp_rule"] = (
-        f"bleed-free patient with a predicted 3D component >= {FP_AREA_MM2:g} mm^2 at an assumed {ASSUMED_SPACING_MM} mm spacing (>= {fp_px:.0f} native voxels)"
-    )
+    out["fp_rule"] = fp_rule()
     return out
 
 
@@ -577,6 +589,141 @@ def cv_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) -> di
     return summary
 
 
+# ------------------------------------------------------------------------------ seeds
+def _seed_runs(paths: list[str | Path]) -> dict[str, dict[int, pd.DataFrame]]:
+    """``{label: {training seed: per-patient rows at rotation 0}}`` of labelled runs that all
+    test one split. Refused (ValueError): a label with a seed twice or fewer than two seeds,
+    runs that test different patients."""
+    by: dict[str, dict[int, pd.DataFrame]] = {}
+    tested: dict[frozenset[str], Path] = {}
+    for label, r in labelled_runs(paths):
+        cfg = yaml.safe_load((r / "config.yaml").read_text()) or {}
+        if "seed" not in cfg:
+            raise ValueError(f"{r}/config.yaml: no training seed")
+        s = int(cfg["seed"])
+        p = pd.read_csv(r / "oof_patients.csv", dtype={"patient_id": str})
+        p = p[p["rotation"] == 0]
+        if s in by.setdefault(label, {}):
+            raise ValueError(f"{r}: {label} has two runs with seed {s}")
+        by[label][s] = p
+        tested.setdefault(frozenset(p["patient_id"]), r)
+    if len(tested) > 1:
+        a, b = list(tested.values())[:2]
+        raise ValueError(f"{a} and {b} test different patients: seeds must share one split (data.split_seed)")
+    few = [k for k, v in by.items() if len(v) < 2]
+    if few:
+        raise ValueError(f"{few[0]}: one seed only; the seed-to-seed spread needs two or more")
+    return by
+
+
+def _mean_ci_t(d: np.ndarray) -> tuple[float, tuple[float, float], float]:
+    """Mean, t-based 95 % CI and one-sample t-test p (H0: mean 0) of ``d`` (n >= 2)."""
+    m, n = float(d.mean()), len(d)
+    half = float(stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / math.sqrt(n))
+    p = float(stats.ttest_1samp(d, 0.0).pvalue) if np.any(d != d[0]) else (1.0 if m == 0 else 0.0)
+    return m, (m - half, m + half), p
+
+
+def seeds_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) -> dict[str, Any]:
+    """Variants of one network (``LABEL=FOLDER``, each folder holding one evaluated run per
+    training seed, all on one split): is a difference between variants larger than the seed-
+    to-seed spread? Writes ``seeds.md`` and ``seeds.json``.
+
+    Per variant and seed: per-patient Dice (mean over patients with bleed), mean |relative
+    volume difference| and false-positive patients; their mean and SD over seeds. Per pair of
+    variants: the per-seed difference of mean Dice over the seeds both have (same seed = same
+    initial weights and data order), with a t-based 95 % CI and paired t-test, and per patient
+    the seed-averaged Dice difference (bootstrap 95 % CI, Wilcoxon signed-rank p).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    by = _seed_runs(paths)
+    fp_px = fp_threshold_px()
+    summary: dict[str, Any] = {"variants": {}, "paired": {}}
+    md = [
+        "| variant | seeds | Dice (patient) per seed | mean | SD over seeds | mean abs Rvd | FP patients per seed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, runs in by.items():
+        seeds = sorted(runs)
+        dice = [float(runs[s].loc[runs[s]["gt"] > 0, "dice"].mean()) for s in seeds]
+        rvd = [float(runs[s].loc[runs[s]["gt"] > 0, "rvd"].mean()) for s in seeds]
+        free = [runs[s][runs[s]["gt"] == 0] for s in seeds]
+        fp = [int((f["largest_component_px"] >= fp_px).sum()) for f in free]
+        v = {
+            "seeds": seeds,
+            "dice_patient": dice,
+            "dice_mean": float(np.mean(dice)),
+            "dice_sd": float(np.std(dice, ddof=1)),
+            "abs_rvd": rvd,
+            "abs_rvd_mean": float(np.mean(rvd)),
+            "fp_patients": fp,
+            "n_patients_with_bleed": int((runs[seeds[0]]["gt"] > 0).sum()),
+            "n_patients_without_bleed": len(free[0]),
+        }
+        summary["variants"][label] = v
+        fp_cells = ", ".join(f"{x} of {len(free[0])}" for x in fp)
+        md.append(
+            f"| {label} | {', '.join(map(str, seeds))} | {', '.join(f'{x:.3f}' for x in dice)} | {v['dice_mean']:.3f} | "
+            f"{v['dice_sd']:.3f} | {v['abs_rvd_mean']:.3f} | {fp_cells} |"
+        )
+    labels = list(by)
+    if len(labels) > 1:
+        md += [
+            "",
+            "Differences (first - second): per seed, paired by seed; per patient, Dice averaged over those seeds:",
+            "",
+            "| comparison | seeds | per-seed differences | mean [95 % CI, t] | paired t p | higher in | per-patient mean [95 % CI] | Wilcoxon p |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+    for i, a in enumerate(labels):
+        for b in labels[i + 1 :]:
+            common = sorted(set(by[a]) & set(by[b]))
+            if len(common) < 2:
+                summary["paired"][f"{a} - {b}"] = {"n_seeds": len(common), "note": "fewer than two common seeds"}
+                continue
+
+            def bleed_dice(label: str, s: int) -> pd.Series:
+                p = by[label][s]
+                return p[p["gt"] > 0].set_index("patient_id")["dice"]
+
+            d = np.array([bleed_dice(a, s).mean() - bleed_dice(b, s).mean() for s in common])
+            m, ci, p = _mean_ci_t(d)
+            pa = pd.concat([bleed_dice(a, s) for s in common], axis=1).mean(axis=1)
+            pb = pd.concat([bleed_dice(b, s) for s in common], axis=1).mean(axis=1)
+            dp = (pa - pb.reindex(pa.index)).to_numpy(float)
+            try:
+                wp = float(stats.wilcoxon(dp).pvalue) if np.any(dp != 0) else 1.0
+            except ValueError:
+                wp = math.nan
+            r = {
+                "n_seeds": len(common),
+                "seeds": common,
+                "per_seed_diff": d.tolist(),
+                "mean_diff": m,
+                "ci_t": ci,
+                "paired_t_p": p,
+                "a_higher": int((d > 0).sum()),
+                "n_patients": len(dp),
+                "per_patient_mean_diff": float(dp.mean()),
+                "per_patient_ci": bootstrap_ci(dp, seed=seed),
+                "wilcoxon_p": wp,
+            }
+            summary["paired"][f"{a} - {b}"] = r
+            md.append(
+                f"| {a} - {b} | {', '.join(map(str, common))} | {', '.join(f'{x:+.3f}' for x in d)} | "
+                f"{_fmt_ci(m, ci)} | {p:.3g} | {a} {r['a_higher']} of {len(common)} | "
+                f"{_fmt_ci(r['per_patient_mean_diff'], r['per_patient_ci'])} (n={len(dp)}) | {wp:.3g} |"
+            )
+    md += [
+        "",
+        f"False-positive patient: {fp_rule()}.",
+    ]
+    write_atomic(out / "seeds.md", "\n".join(md) + "\n")
+    write_atomic(out / "seeds.json", json.dumps(summary, indent=2, default=float))
+    return summary
+
+
 # ------------------------------------------------------------------------------ calibrate
 # The component rules calibrate searches (the contract's units): minimum size in network-grid
 # pixels, minimum highest probability, minimum mean HU (None = no HU rule).
@@ -713,6 +860,11 @@ def main(argv: list[str] | None = None) -> int:
     rp = sub.add_parser("report", help="pool folds per model: metrics with CIs, paired tests")
     rp.add_argument("runs", nargs="+", help="run folders (or folders of runs); LABEL=PATH labels a variant")
     rp.add_argument("--out", required=True)
+    sp = sub.add_parser(
+        "seeds", help="variants of one network over several training seeds on one split: difference vs seed spread"
+    )
+    sp.add_argument("runs", nargs="+", help="LABEL=FOLDER, each folder holding one evaluated run per seed")
+    sp.add_argument("--out", required=True)
     cb = sub.add_parser(
         "calibrate",
         help="cross-validated component rules (size, probability, HU) that keep bleed-free patients clean (one model's folds)",
@@ -745,6 +897,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"FP patients {c['fp_patients']} of {c['n_patients_without_bleed']} (without rules: {w['dice_patient']:.3f}, "
                 f"{w['fp_patients']}); rule on all folds: {c['all_folds']} -> {a.out}/calibration.json"
             )
+        elif a.cmd == "seeds":
+            s = seeds_report(a.runs, a.out)
+            for label, v in s["variants"].items():
+                print(
+                    f"{label}: Dice (patient) {v['dice_mean']:.3f} +- {v['dice_sd']:.3f} (SD over seeds {', '.join(map(str, v['seeds']))})"
+                )
+            for k, r in s["paired"].items():
+                if "mean_diff" in r:
+                    print(
+                        f"{k}: {_fmt_ci(r['mean_diff'], r['ci_t'])} over {r['n_seeds']} seeds, paired t p {r['paired_t_p']:.3g} -> {a.out}/seeds.md"
+                    )
         else:
             s = cv_report(a.runs, a.out)
             for label, m in s["models"].items():

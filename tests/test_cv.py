@@ -14,7 +14,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from hemato.cv import bootstrap_ci, cv_report, fp_threshold_px, merge_folds, paired_test, summarize_oof
+from hemato.cv import (
+    bootstrap_ci,
+    cv_report,
+    fp_threshold_px,
+    merge_folds,
+    paired_test,
+    seeds_report,
+    summarize_oof,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -123,6 +131,60 @@ def test_folders_with_per_patient_results_only_report_slices_as_na(tmp_path: Pat
     assert o["dice_patient"] == pytest.approx(0.8) and o["patient_specificity"] == 1.0
     assert np.isnan(o["dice_slice"]) and np.isnan(o["slice_sensitivity"])
     assert "| n/a | n/a | n/a | n/a / n/a |" in (tmp_path / "out" / "table1_oof.md").read_text()
+
+
+def _seed_run(root: Path, name: str, seed: int, dice_inter: list[int], fp_px: int = 0) -> Path:
+    """One evaluated run of ``seed``: patients a, b, ... with 100 true and 100 predicted
+    voxels and the given overlaps, plus a bleed-free patient z with ``fp_px`` predicted."""
+    rows = [(chr(97 + i), x, 100, 100, 100) for i, x in enumerate(dice_inter)] + [("z", 0, fp_px, 0, fp_px)]
+    d = _fake_run(root, name, OURS, 0, rows)
+    (d / "config.yaml").write_text(yaml.safe_dump({"model": OURS, "seed": seed}))
+    return d
+
+
+def test_seeds_set_a_variant_difference_against_the_seed_spread(tmp_path: Path) -> None:
+    """bf16 vs fp32 over three seeds on one split: per-seed means, SD, the difference paired
+    by seed (t CI, p) and per patient; the numbers are worked out by hand."""
+    big = int(fp_threshold_px()) + 1
+    _seed_run(tmp_path / "bf16", "s1", 1, [80, 60])  # mean Dice 0.70
+    _seed_run(tmp_path / "bf16", "s2", 2, [90, 70], fp_px=big)  # 0.80
+    _seed_run(tmp_path / "bf16", "s3", 3, [70, 50])  # 0.60
+    _seed_run(tmp_path / "fp32", "s1", 1, [70, 50])  # 0.60: differences 0.10, 0.05, 0.00
+    _seed_run(tmp_path / "fp32", "s2", 2, [80, 70])  # 0.75
+    _seed_run(tmp_path / "fp32", "s3", 3, [70, 50])  # 0.60
+    s = seeds_report([f"bf16={tmp_path / 'bf16'}", f"fp32={tmp_path / 'fp32'}"], tmp_path / "out")
+    b = s["variants"]["bf16"]
+    assert b["seeds"] == [1, 2, 3] and b["dice_patient"] == pytest.approx([0.7, 0.8, 0.6])
+    assert b["dice_mean"] == pytest.approx(0.7) and b["dice_sd"] == pytest.approx(0.1)
+    assert b["fp_patients"] == [0, 1, 0] and b["n_patients_without_bleed"] == 1
+    r = s["paired"]["bf16 - fp32"]
+    assert r["per_seed_diff"] == pytest.approx([0.1, 0.05, 0.0]) and r["mean_diff"] == pytest.approx(0.05)
+    half = 4.302653 * 0.05 / np.sqrt(3)  # t(0.975, 2) x SD / sqrt(n)
+    assert r["ci_t"] == pytest.approx((0.05 - half, 0.05 + half), abs=1e-5)
+    assert r["paired_t_p"] == pytest.approx(0.2254, abs=1e-3) and r["a_higher"] == 2
+    # per patient, averaged over seeds: a (0.80 - 0.733) and b (0.60 - 0.567)
+    assert r["per_patient_mean_diff"] == pytest.approx(0.05) and r["n_patients"] == 2
+    md = (tmp_path / "out" / "seeds.md").read_text()
+    assert "| bf16 | 1, 2, 3 | 0.700, 0.800, 0.600 | 0.700 | 0.100 |" in md and "+0.100, +0.050, +0.000" in md
+    assert json.loads((tmp_path / "out" / "seeds.json").read_text())["variants"]["fp32"]["dice_mean"] == pytest.approx(
+        0.65
+    )
+
+
+def test_seeds_refuse_other_splits_repeated_and_single_seeds(tmp_path: Path) -> None:
+    a = _seed_run(tmp_path / "a", "s1", 1, [80, 60])
+    _seed_run(tmp_path / "a", "s2", 2, [80, 60])
+    with pytest.raises(ValueError, match="one seed only"):
+        seeds_report([f"x={tmp_path / 'a'}", f"y={a}"], tmp_path / "out")
+    _seed_run(tmp_path / "a", "s1b", 1, [70, 60])
+    with pytest.raises(ValueError, match="two runs with seed 1"):
+        seeds_report([f"x={tmp_path / 'a'}"], tmp_path / "out")
+    _seed_run(tmp_path / "b", "s1", 1, [80])  # tests patients a and z only: another split
+    _seed_run(tmp_path / "b", "s2", 2, [80])
+    with pytest.raises(ValueError, match="test different patients"):
+        seeds_report(
+            [f"x={tmp_path / 'a' / 's1'}", f"x={tmp_path / 'a' / 's2'}", f"y={tmp_path / 'b'}"], tmp_path / "out"
+        )
 
 
 def test_bootstrap_and_paired_test_numbers() -> None:

@@ -14,10 +14,17 @@ from pathlib import Path
 import pytest
 import torch
 
+from hemato.precision import native_bf16
 from tests.test_run import TINY
 
 pytestmark = pytest.mark.slow
 FLAGS = ["deterministic=true", "data.samples_per_epoch=48", "data.batch_size=4"]
+# each precision named (auto measures, and fresh runs would probe independently); bf16 only
+# where the CPU has it natively (the config check refuses it elsewhere)
+PRECISIONS = [
+    "32-true",
+    pytest.param("bf16-mixed", marks=pytest.mark.skipif(not native_bf16(), reason="no native bf16 on this CPU")),
+]
 
 
 def _cmd(tmp: Path, run_dir: Path, *extra: str) -> list[str]:
@@ -37,12 +44,11 @@ def _test_metrics(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())["test"]
 
 
-def test_same_seed_gives_identical_metrics(tmp_path: Path) -> None:
-    # same seed + same precision (auto measures, so the test names one: the machine's fastest
-    # native choice would do as well)
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_same_seed_gives_identical_metrics(tmp_path: Path, precision: str) -> None:
     for name in ("a", "b"):
         proc = subprocess.run(
-            _cmd(tmp_path, tmp_path / name, "trainer.max_epochs=2", "trainer.precision=32-true"),
+            _cmd(tmp_path, tmp_path / name, "trainer.max_epochs=2", f"trainer.precision={precision}"),
             capture_output=True,
             text=True,
             timeout=600,
@@ -54,8 +60,9 @@ def test_same_seed_gives_identical_metrics(tmp_path: Path) -> None:
     assert sa == (tmp_path / "b" / "test_patients.csv").read_text()
 
 
-def test_killed_run_resumes_to_the_same_result(tmp_path: Path) -> None:
-    epochs = ["trainer.max_epochs=4", "trainer.precision=32-true"]  # fresh runs probe precision=auto independently
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_killed_run_resumes_to_the_same_result(tmp_path: Path, precision: str) -> None:
+    epochs = ["trainer.max_epochs=4", f"trainer.precision={precision}"]
     full = subprocess.run(_cmd(tmp_path, tmp_path / "full", *epochs), capture_output=True, text=True, timeout=600)
     assert full.returncode == 0, full.stderr[-2000:]
     # start the same run, kill it (SIGKILL, no clean-up) once the epoch-1 checkpoint exists
