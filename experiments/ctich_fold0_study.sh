@@ -49,6 +49,10 @@ report() {
     [ -d "$R/$r" ] && P+=("$(case $r in base_*) echo bf16;; *) echo fp32;; esac) seed ${r#*_s}=$R/$r")
   done
   $PY -m hemato.cv report "${P[@]}" --out "$OUT/precision"
+  # the two precisions over both seeds: the difference against the seed-to-seed spread
+  if [ -d "$R/base_s42" ] && [ -d "$R/base_s43" ] && [ -d "$R/fp32_s42" ] && [ -d "$R/fp32_s43" ]; then
+    $PY -m hemato.cv seeds "bf16=$R/base_s42" "bf16=$R/base_s43" "fp32=$R/fp32_s42" "fp32=$R/fp32_s43" --out "$OUT/precision"
+  fi
 }
 for job in ${@:-base_s42 pre_s42 fp32_s42 base_s43 fp32_s43}; do
   if [ "$job" = report ]; then report; continue; fi
