@@ -311,11 +311,16 @@ def paired_test(a: pd.DataFrame, b: pd.DataFrame, metric: str = "dice", seed: in
         "mean_diff": float(d.mean()) if len(d) else math.nan,
         "ci": bootstrap_ci(d, seed=seed),
     }
-    try:
-        res["wilcoxon_p"] = float(stats.wilcoxon(d).pvalue) if len(d) and np.any(d != 0) else 1.0
-    except ValueError:
-        res["wilcoxon_p"] = math.nan
+    res["wilcoxon_p"] = wilcoxon_p(d)
     return res
+
+
+def wilcoxon_p(d: np.ndarray) -> float:
+    """Wilcoxon signed-rank p of paired differences ``d`` (1.0 when all are 0, NaN if undefined)."""
+    try:
+        return float(stats.wilcoxon(d).pvalue) if len(d) and np.any(d != 0) else 1.0
+    except ValueError:
+        return math.nan
 
 
 def find_oof_runs(paths: list[str | Path]) -> list[Path]:
@@ -692,10 +697,7 @@ def seeds_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) ->
             pa = pd.concat([bleed_dice(a, s) for s in common], axis=1).mean(axis=1)
             pb = pd.concat([bleed_dice(b, s) for s in common], axis=1).mean(axis=1)
             dp = (pa - pb.reindex(pa.index)).to_numpy(float)
-            try:
-                wp = float(stats.wilcoxon(dp).pvalue) if np.any(dp != 0) else 1.0
-            except ValueError:
-                wp = math.nan
+            wp = wilcoxon_p(dp)
             r = {
                 "n_seeds": len(common),
                 "seeds": common,
