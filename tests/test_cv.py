@@ -23,6 +23,7 @@ from hemato.cv import (
     seeds_report,
     summarize_oof,
 )
+from hemato.cv import main as cv_main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -171,7 +172,7 @@ def test_seeds_set_a_variant_difference_against_the_seed_spread(tmp_path: Path) 
     )
 
 
-def test_seeds_refuse_other_splits_repeated_and_single_seeds(tmp_path: Path) -> None:
+def test_seeds_refuse_other_splits_repeated_and_single_seeds(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     a = _seed_run(tmp_path / "a", "s1", 1, [80, 60])
     _seed_run(tmp_path / "a", "s2", 2, [80, 60])
     with pytest.raises(ValueError, match="one seed only"):
@@ -181,10 +182,17 @@ def test_seeds_refuse_other_splits_repeated_and_single_seeds(tmp_path: Path) -> 
         seeds_report([f"x={tmp_path / 'a'}"], tmp_path / "out")
     _seed_run(tmp_path / "b", "s1", 1, [80])  # tests patients a and z only: another split
     _seed_run(tmp_path / "b", "s2", 2, [80])
+    mixed = [f"x={tmp_path / 'a' / 's1'}", f"x={tmp_path / 'a' / 's2'}", f"y={tmp_path / 'b'}"]
     with pytest.raises(ValueError, match="test different patients"):
-        seeds_report(
-            [f"x={tmp_path / 'a' / 's1'}", f"x={tmp_path / 'a' / 's2'}", f"y={tmp_path / 'b'}"], tmp_path / "out"
-        )
+        seeds_report(mixed, tmp_path / "out")
+    # the command line: one line naming the runs, exit 2, nothing written
+    assert cv_main(["seeds", *mixed, "--out", str(tmp_path / "cli")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("hemato.cv: error:") and "test different patients" in err and "\n" not in err
+    assert not (tmp_path / "cli" / "seeds.md").exists()
+    same = [*mixed[:2], f"y={tmp_path / 'a' / 's1'}", f"y={tmp_path / 'a' / 's2'}"]
+    assert cv_main(["seeds", *same, "--out", str(tmp_path / "cli")]) == 0
+    assert "x: Dice (patient) 0.700 +- 0.000" in capsys.readouterr().out
 
 
 def test_bootstrap_and_paired_test_numbers() -> None:
