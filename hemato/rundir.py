@@ -3,15 +3,25 @@ readers (hemato.report): atomic text writes and the per-patient prediction archi
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 
+def temp_beside(path: Path, ext: str = "") -> Path:
+    """A temporary name next to ``path`` (same folder, so a rename is atomic) that is
+    unique to this process and thread: processes that write the same file at once (a sweep
+    filling one phantom cache) never write into, or rename, each other's temporary file.
+    ``ext`` is kept last (``np.savez`` appends ``.npz`` to a name without it)."""
+    return path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp{ext}")
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and rename (never half-written)."""
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = temp_beside(path)
     tmp.write_text(text)
     tmp.replace(path)
 
@@ -26,7 +36,7 @@ def save_prediction(
     slice_index: np.ndarray,
 ) -> None:
     """``.npz`` with image (Z,H,W) uint8, truth and pred (bit-packed along W), geometry."""
-    tmp = path.with_name(path.name + ".tmp.npz")
+    tmp = temp_beside(path, ".npz")
     truth = truth if truth is not None else np.zeros_like(pred)
     np.savez_compressed(
         tmp,

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from hemato.data.records import DataSource, VolumeRecord
 from hemato.data.transforms import resize_mask, resize_slice
 from hemato.inference import neighbour_index
+from hemato.rundir import write_atomic
 
 
 class SplitLeakageError(RuntimeError):
@@ -411,9 +412,7 @@ class HematomaDataModule(L.LightningDataModule):
         }
         if self.folds is not None:
             payload.update({"folds": self.folds, "fold": self.fold, "fold_of": self.fold_of})
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(payload, indent=2))
-        tmp.replace(path)
+        write_atomic(path, json.dumps(payload, indent=2))
         return path
 
     # ----------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ import pandas as pd
 from hemato.data.readers.errors import InputError
 from hemato.data.readers.images import read_mask, read_slice
 from hemato.data.records import VolumeRecord
+from hemato.rundir import temp_beside
 
 SLICE_COLUMNS = ["patient", "slice_index", "image", "mask", "spacing_row_mm", "spacing_col_mm", "thickness_mm"]
 
@@ -192,11 +193,12 @@ def write_manifest(
         if c not in df:
             df[c] = np.nan
     out = folder / "slices.csv"
-    tmp = out.with_suffix(".tmp")
+    tmp = temp_beside(out)
     df[SLICE_COLUMNS + [c for c in df.columns if c not in SLICE_COLUMNS]].to_csv(tmp, index=False)
     tmp.replace(out)
     if patients:
         p = folder / "patients.csv"
-        pd.DataFrame(patients).to_csv(p.with_suffix(".tmp"), index=False)
-        p.with_suffix(".tmp").replace(p)
+        tmp = temp_beside(p)
+        pd.DataFrame(patients).to_csv(tmp, index=False)
+        tmp.replace(p)
     return out

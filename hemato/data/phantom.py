@@ -537,7 +537,9 @@ def save_patient(p: PhantomPatient, path: Path) -> None:
         "tags": p.tags,
         "hematomas": [{"kind": h.kind, "target_ml": h.target_ml} for h in p.hematomas],
     }
-    tmp = path.with_name(path.name + ".tmp.npz")
+    from hemato.rundir import temp_beside
+
+    tmp = temp_beside(path, ".npz")
     np.savez_compressed(tmp, image=p.image, mask=np.packbits(p.mask, axis=-1), meta=json.dumps(meta))
     tmp.replace(path)
 

@@ -9,14 +9,16 @@ from typing import Any
 
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from hemato.rundir import temp_beside
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning checkpoint I/O that writes ``<name>.tmp`` then renames it: a crash while
+    """Lightning checkpoint I/O that writes a temporary file then renames it: a crash while
     saving never leaves a truncated ``best.ckpt``/``last.ckpt`` behind."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = temp_beside(path)
         super().save_checkpoint(checkpoint, tmp, storage_options)
         os.replace(tmp, path)
 

@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+from hemato.rundir import temp_beside
+
 FORMAT = "hemato-weights/1"
 HERE = Path(__file__).resolve().parent
 DEFAULT_NAME = "ctich_ours_cv5.pt"
@@ -98,7 +100,7 @@ def pack(
     }
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
+    tmp = temp_beside(output)
     torch.save(payload, tmp)
     tmp.replace(output)
     return output
