@@ -643,6 +643,8 @@ def seeds_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) ->
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     by = _seed_runs(paths)
+    # per label and seed: per-patient Dice of the patients with bleed (index patient_id)
+    bleed = {k: {s: p[p["gt"] > 0].set_index("patient_id") for s, p in v.items()} for k, v in by.items()}
     fp_px = fp_threshold_px()
     summary: dict[str, Any] = {"variants": {}, "paired": {}}
     md = [
@@ -651,8 +653,8 @@ def seeds_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) ->
     ]
     for label, runs in by.items():
         seeds = sorted(runs)
-        dice = [float(runs[s].loc[runs[s]["gt"] > 0, "dice"].mean()) for s in seeds]
-        rvd = [float(runs[s].loc[runs[s]["gt"] > 0, "rvd"].mean()) for s in seeds]
+        dice = [float(bleed[label][s]["dice"].mean()) for s in seeds]
+        rvd = [float(bleed[label][s]["rvd"].mean()) for s in seeds]
         free = [runs[s][runs[s]["gt"] == 0] for s in seeds]
         fp = [int((f["largest_component_px"] >= fp_px).sum()) for f in free]
         v = {
@@ -663,7 +665,7 @@ def seeds_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) ->
             "abs_rvd": rvd,
             "abs_rvd_mean": float(np.mean(rvd)),
             "fp_patients": fp,
-            "n_patients_with_bleed": int((runs[seeds[0]]["gt"] > 0).sum()),
+            "n_patients_with_bleed": len(bleed[label][seeds[0]]),
             "n_patients_without_bleed": len(free[0]),
         }
         summary["variants"][label] = v
@@ -687,15 +689,10 @@ def seeds_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) ->
             if len(common) < 2:
                 summary["paired"][f"{a} - {b}"] = {"n_seeds": len(common), "note": "fewer than two common seeds"}
                 continue
-
-            def bleed_dice(label: str, s: int) -> pd.Series:
-                p = by[label][s]
-                return p[p["gt"] > 0].set_index("patient_id")["dice"]
-
-            d = np.array([bleed_dice(a, s).mean() - bleed_dice(b, s).mean() for s in common])
+            d = np.array([bleed[a][s]["dice"].mean() - bleed[b][s]["dice"].mean() for s in common])
             m, ci, p = _mean_ci_t(d)
-            pa = pd.concat([bleed_dice(a, s) for s in common], axis=1).mean(axis=1)
-            pb = pd.concat([bleed_dice(b, s) for s in common], axis=1).mean(axis=1)
+            pa = pd.concat([bleed[a][s]["dice"] for s in common], axis=1).mean(axis=1)
+            pb = pd.concat([bleed[b][s]["dice"] for s in common], axis=1).mean(axis=1)
             dp = (pa - pb.reindex(pa.index)).to_numpy(float)
             wp = wilcoxon_p(dp)
             r = {

@@ -47,7 +47,7 @@ from hemato.inference import Forward, onnx_forward, onnx_session, set_threads, t
 from hemato.metrics.volume import abc2, volume_from_areas_ml
 from hemato.models.registry import available, build_model
 from hemato.privacy import pseudonym
-from hemato.rundir import temp_beside
+from hemato.rundir import write_atomic
 
 
 # ------------------------------------------------------------------------------ model
@@ -668,9 +668,7 @@ def predict_cohort(
             row.update({"status": "error", "error": str(e)})
         rows.append(row)
     table = pd.DataFrame(rows)
-    tmp = temp_beside(out / "summary.csv")
-    table.to_csv(tmp, index=False)
-    tmp.replace(out / "summary.csv")
+    write_atomic(out / "summary.csv", table.to_csv(index=False))
     return table
 
 

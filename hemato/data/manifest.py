@@ -35,7 +35,7 @@ import pandas as pd
 from hemato.data.readers.errors import InputError
 from hemato.data.readers.images import read_mask, read_slice
 from hemato.data.records import VolumeRecord
-from hemato.rundir import temp_beside
+from hemato.rundir import write_atomic
 
 SLICE_COLUMNS = ["patient", "slice_index", "image", "mask", "spacing_row_mm", "spacing_col_mm", "thickness_mm"]
 
@@ -193,12 +193,7 @@ def write_manifest(
         if c not in df:
             df[c] = np.nan
     out = folder / "slices.csv"
-    tmp = temp_beside(out)
-    df[SLICE_COLUMNS + [c for c in df.columns if c not in SLICE_COLUMNS]].to_csv(tmp, index=False)
-    tmp.replace(out)
+    write_atomic(out, df[SLICE_COLUMNS + [c for c in df.columns if c not in SLICE_COLUMNS]].to_csv(index=False))
     if patients:
-        p = folder / "patients.csv"
-        tmp = temp_beside(p)
-        pd.DataFrame(patients).to_csv(tmp, index=False)
-        tmp.replace(p)
+        write_atomic(folder / "patients.csv", pd.DataFrame(patients).to_csv(index=False))
     return out

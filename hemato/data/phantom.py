@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from hemato.data.records import VolumeRecord
+from hemato.rundir import temp_beside
 
 __all__ = [
     "PhantomConfig",
@@ -537,8 +538,6 @@ def save_patient(p: PhantomPatient, path: Path) -> None:
         "tags": p.tags,
         "hematomas": [{"kind": h.kind, "target_ml": h.target_ml} for h in p.hematomas],
     }
-    from hemato.rundir import temp_beside
-
     tmp = temp_beside(path, ".npz")
     np.savez_compressed(tmp, image=p.image, mask=np.packbits(p.mask, axis=-1), meta=json.dumps(meta))
     tmp.replace(path)
