@@ -7,6 +7,7 @@
 #   experiments/ctich_cv.sh unet           # the baseline on the same folds
 #   FOLDS=0 experiments/ctich_cv.sh fcn8s  # one fold only
 #   PACK=1 experiments/ctich_cv.sh ours    # ... and build the default model (experiments/ship_default.sh)
+#   EXP=ctich_lite RUNS=runs/ctich_v7 experiments/ctich_cv.sh lite0_unet   # another recipe (conf/experiment/)
 #
 # Each model's runs go to runs/ctich/cv_<model>/<model>_fold<K>/ and resume there if
 # interrupted (ckpt_path=last). The report over every model evaluated so far is written to
@@ -16,6 +17,7 @@ PY=${PY:-python}
 MODEL=${1:?usage: experiments/ctich_cv.sh MODEL [extra Hydra overrides]}
 shift
 FOLDS=${FOLDS:-0 1 2 3 4}
+EXP=${EXP:-ctich}
 RUNS=${RUNS:-runs/ctich}
 OUT=${OUT:-reports/ctich}
 for k in $FOLDS; do
@@ -23,9 +25,9 @@ for k in $FOLDS; do
   if [ -f "$dir/metrics.json" ]; then
     echo "fold $k of $MODEL: done ($dir)"
   elif [ -f "$dir/checkpoints/last.ckpt" ]; then
-    $PY -m hemato.run experiment=ctich model="$MODEL" data.fold="$k" hydra.run.dir="$dir" ckpt_path=last "$@"
+    $PY -m hemato.run experiment="$EXP" model="$MODEL" data.fold="$k" hydra.run.dir="$dir" ckpt_path=last "$@"
   else
-    $PY -m hemato.run experiment=ctich model="$MODEL" data.fold="$k" hydra.run.dir="$dir" "$@"
+    $PY -m hemato.run experiment="$EXP" model="$MODEL" data.fold="$k" hydra.run.dir="$dir" "$@"
   fi
   [ -f "$dir/oof_patients.csv" ] || $PY -m hemato.cv evaluate "$dir" --rotations 0 90 180 270
 done

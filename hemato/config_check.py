@@ -122,7 +122,7 @@ def _init_from_problems(cfg: DictConfig) -> list[str]:
         return []  # reported above
     kwargs = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
     try:
-        init_network_from(build_model(**kwargs), path)
+        init_network_from(build_model(**kwargs, weights_follow=True), path)
     except ValueError as e:
         return [str(e)]
     return []

@@ -119,7 +119,7 @@ def load_model(
     if not isinstance(size, int):
         raise InputError(path, "checkpoint does not record the network's input size")
     kwargs = {k: v for k, v in hp["model"].items() if k != "_target_"}
-    net = build_model(**kwargs)
+    net = build_model(**kwargs, weights_follow=True)
     state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     try:
         net.load_state_dict(state)
@@ -205,7 +205,7 @@ def _load_packed(path: Path, blob: dict[str, Any], ident: dict[str, Any]) -> tup
         raise InputError(path, f"bad model contract ({e})") from None
     nets = []
     for state in blob["members"]:
-        net = build_model(**cfg)
+        net = build_model(**cfg, weights_follow=True)
         try:
             net.load_state_dict(state)
         except RuntimeError as e:

@@ -145,7 +145,7 @@ def resolve_precision(cfg: DictConfig, resumed_from: dict[str, Any] | None = Non
 
     def probe() -> dict[str, float]:
         return probe_train_speed(
-            lambda: build_model(**model_kwargs),
+            lambda: build_model(**model_kwargs, weights_follow=True),
             size,
             batch_size=min(4, int(cfg.data.batch_size)),
             in_channels=int(model_kwargs.get("in_channels", 1)),

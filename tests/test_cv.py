@@ -345,3 +345,28 @@ def test_component_rules_are_calibrated_on_the_other_folds(tmp_path: Path) -> No
     (tmp_path / "ours_fold1" / "oof_components.csv").unlink()
     with pytest.raises(FileNotFoundError, match="no oof_components.csv"):
         calibrate_components([tmp_path])
+
+
+def test_summary_counts_bleeds_found_and_the_volume_error_of_those_of_2_ml_or_more() -> None:
+    from hemato.cv import VOXEL_ML
+
+    two_ml = int(np.ceil(2.0 / VOXEL_ML))  # voxels of a 2 ml bleed at the assumed spacing
+    gt = [two_ml * 3, two_ml * 2, two_ml, 100, 0]
+    dice = [0.8, 0.19, 0.5, 0.0, np.nan]
+    rvd = [0.1, 0.6, 0.3, 1.0, np.nan]
+    p = pd.DataFrame(
+        {
+            "patient_id": list("abcde"),
+            "gt": gt,
+            "pred": [1, 1, 1, 0, 0],
+            "inter": [1, 0, 1, 0, 0],
+            "dice": dice,
+            "iou": dice,
+            "rvd": rvd,
+            "largest_component_px": [1, 1, 1, 0, 0],
+        }
+    )
+    m = summarize_oof(p, p.iloc[:0])
+    assert m["bleeds_found"] == 2  # dice >= 0.2: a and c; b (0.19) and d are missed
+    assert m["n_bleeds_2ml"] == 3 and m["bleeds_found_2ml"] == 2
+    assert m["median_abs_rvd_2ml"] == pytest.approx(0.3)

@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from hemato.data.records import DataSource, VolumeRecord
+from hemato.data.synthesis import LesionBank, LesionPaste
 from hemato.data.transforms import resize_mask, resize_slice
 from hemato.inference import neighbour_index
 from hemato.rundir import write_atomic
@@ -126,6 +127,10 @@ def build_transform(augment: dict[str, Any] | None) -> A.Compose | None:
     ``crop`` (pixels: train on random crops of that side, placed on the bleed when the slice
     has one, nnU-Net's patch training; the network is fully convolutional and still sees
     whole slices at validation, test and prediction).
+    Robustness to how scans arrive (issue 23, rung 5): ``scale`` may be a range ``[min, max]``
+    (e.g. [0.7, 1.4]: the head's size in the frame), ``noise_hu`` (Gaussian noise of sigma up
+    to that many HU, in grey levels of the 120 HU brain window, with ``noise_p``) and
+    ``sharpen`` (probability of an unsharp-mask edge boost: sharp reconstruction kernels).
     """
     if not augment:
         return None
@@ -142,13 +147,16 @@ def build_transform(augment: dict[str, Any] | None) -> A.Compose | None:
     if augment.get("vflip", 0) > 0:
         ops.append(A.VerticalFlip(p=augment["vflip"]))
     shift = float(augment.get("shift", 0.0))
-    scale = float(augment.get("scale", 0.0))
+    scale = augment.get("scale", 0.0) or 0.0
+    lo, hi = (float(scale[0]), float(scale[1])) if isinstance(scale, Sequence) else (1 - scale, 1 + scale)
+    if not 0 < lo <= hi:
+        raise ValueError(f"augment.scale={scale}: need 0 < min <= max")
     rotate = float(augment.get("rotate", 0.0))
-    if shift > 0 or scale > 0 or rotate > 0:
+    if shift > 0 or (lo, hi) != (1, 1) or rotate > 0:
         ops.append(
             A.Affine(
                 translate_percent={"x": (-shift, shift), "y": (-shift, shift)},
-                scale=(1 - scale, 1 + scale),
+                scale=(lo, hi),
                 rotate=(-rotate, rotate),
                 p=float(augment.get("shift_p", 0.5)),
                 border_mode=cv2.BORDER_CONSTANT,
@@ -164,6 +172,11 @@ def build_transform(augment: dict[str, Any] | None) -> A.Compose | None:
     gamma = float(augment.get("gamma", 0.0))
     if gamma > 0:
         ops.append(A.RandomGamma(gamma_limit=(100 - gamma, 100 + gamma), p=float(augment.get("intensity_p", 0.5))))
+    noise = float(augment.get("noise_hu", 0.0))
+    if noise > 0:  # sigma in HU -> fraction of 255 grey levels over the 120 HU window
+        ops.append(A.GaussNoise(std_range=(0.0, min(noise / 120.0, 1.0)), p=float(augment.get("noise_p", 0.5))))
+    if augment.get("sharpen", 0) > 0:
+        ops.append(A.Sharpen(alpha=(0.2, 0.6), lightness=(1.0, 1.0), p=float(augment["sharpen"])))
     return A.Compose(ops) if ops else None
 
 
@@ -315,6 +328,9 @@ class HematomaDataModule(L.LightningDataModule):
             ``val_fraction`` of the rest validates. ``test_fraction`` is then unused.
         manifest: the dataset file of ``data=manifest`` (read by its source; kept here so
             the config can say ``data.manifest=PATH``).
+        lesion_paste: lesion synthesis (``hemato.data.synthesis``), training only: ``{p,
+            scale, intensity, min_px}``; the bank holds the training patients' bleeds, pasted
+            into their bleed-free slices before the other augmentation. None or p = 0: off.
     """
 
     def __init__(
@@ -335,8 +351,10 @@ class HematomaDataModule(L.LightningDataModule):
         folds: int | None = None,
         fold: int | None = None,
         context: int = 0,
+        lesion_paste: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        self.lesion_paste = dict(lesion_paste) if lesion_paste else None
         self.context = int(context)
         if (folds is None) != (fold is None):
             raise ValueError("data.folds and data.fold go together (e.g. data.folds=5 data.fold=0)")
@@ -399,6 +417,22 @@ class HematomaDataModule(L.LightningDataModule):
                 aug_seed=self.split_seed,
                 context=self.context,
             )
+        paste = self.lesion_paste or {}
+        if float(paste.get("p", 0)) > 0:
+            train = self.datasets["train"]
+            bleed = np.flatnonzero(train.has_bleed)  # only these slices' pixels are read
+            if not len(bleed):
+                raise ValueError("data.lesion_paste needs at least one training slice with bleed")
+            if self.context:  # (S, S, C): the slice and its neighbours, as the network sees them
+                images = np.stack([np.moveaxis(train.images[train.channels[i]], 0, -1) for i in bleed])
+            else:
+                images = train.images[bleed]
+            bank = LesionBank(images, train.masks[bleed], min_px=int(paste.get("min_px", 10)), sources=bleed)
+            op = LesionPaste(
+                bank, scale=float(paste.get("scale", 0.25)), intensity=float(paste.get("intensity", 10)), p=paste["p"]
+            )
+            rest = list(train.transform.transforms) if train.transform is not None else []
+            train.transform = A.Compose([op, *rest])
 
     def save_split(self, path: str | Path) -> Path:
         """Write the split (and the source's patient list) as JSON; returns the path."""

@@ -183,7 +183,8 @@ def init_weights(module: nn.Module) -> None:
 
 
 def fold_batchnorm(net: nn.Module) -> nn.Module:
-    """An inference copy of ``net`` with every BatchNorm2d folded into the conv before it.
+    """An inference copy of ``net`` with every BatchNorm2d folded into the conv (or conv subclass,
+    e.g. a "same"-padding one) before it.
 
     Folds adjacent (Conv2d, BatchNorm2d) children of ``nn.Sequential`` containers and the
     pairs a module lists in ``bn_pairs``; each fold uses torch's ``fuse_conv_bn_eval`` (the BN
@@ -203,7 +204,7 @@ def fold_batchnorm(net: nn.Module) -> nn.Module:
             pairs = list(getattr(parent, "bn_pairs", ()))
         for a, b in pairs:
             conv, bn = parent._modules.get(a), parent._modules.get(b)
-            if type(conv) is nn.Conv2d and type(bn) is nn.BatchNorm2d and bn.track_running_stats:
+            if isinstance(conv, nn.Conv2d) and type(bn) is nn.BatchNorm2d and bn.track_running_stats:
                 parent._modules[a] = fuse_conv_bn_eval(conv, bn)
                 parent._modules[b] = nn.Identity()
     return net

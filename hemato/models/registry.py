@@ -43,11 +43,18 @@ def get(name: str) -> type[nn.Module]:
     return _REGISTRY[name]
 
 
-def build_model(name: str, **kwargs: Any) -> nn.Module:
-    """Instantiate the registered network ``name`` with its keyword arguments."""
-    return get(name)(**kwargs)
+def build_model(name: str, weights_follow: bool = False, **kwargs: Any) -> nn.Module:
+    """Instantiate the registered network ``name`` with its keyword arguments.
+
+    ``weights_follow=True``: the caller loads a full state dict next (a checkpoint, a packed
+    model), so initialisation-only arguments (a class's ``init_only``, e.g. pretrained
+    encoder weights) are set to None: a trained model never needs its ImageNet file."""
+    cls = get(name)
+    if weights_follow:
+        kwargs = {**kwargs, **{k: None for k in getattr(cls, "init_only", ()) if k in kwargs}}
+    return cls(**kwargs)
 
 
 def _import_all() -> None:
     # importing the modules runs their @register decorators
-    from hemato.models import fcn8s, ours, segnet, unet  # noqa: F401
+    from hemato.models import fcn8s, lite_unet, ours, segnet, unet  # noqa: F401

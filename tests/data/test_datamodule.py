@@ -129,3 +129,24 @@ def test_epoch_sampler_depends_only_on_seed_and_epoch(small_source) -> None:
         np.random.rand(10)
     again = next(iter(dm.train_dataloader()))
     assert torch.equal(first["image"], again["image"]) and torch.equal(first["mask"], again["mask"])
+
+
+def test_robustness_augmentation_noise_sharpen_and_scale_range() -> None:
+    t = build_transform({"noise_hu": 20, "noise_p": 1.0})
+    img = np.full((128, 128), 100, np.uint8)
+    t.set_random_seed(0)
+    sds = [t(image=img, mask=np.zeros_like(img))["image"].astype(float).std() for _ in range(20)]
+    assert 0 < max(sds) <= 20 * 255 / 120 * 1.05  # sigma up to 20 HU in grey levels of the 120 HU window
+    square = np.zeros((128, 128), np.uint8)
+    square[44:84, 44:84] = 1
+    t = build_transform({"scale": [0.7, 0.7], "shift_p": 1.0})
+    t.set_random_seed(0)
+    out = t(image=square * 200, mask=square)
+    assert out["mask"].sum() == pytest.approx(0.49 * square.sum(), rel=0.05)
+    t = build_transform({"sharpen": 1.0})
+    t.set_random_seed(0)
+    edge = np.where(np.arange(128)[None, :] < 64, 60, 120).astype(np.uint8).repeat(128, 0)
+    sharp = t(image=edge, mask=np.zeros_like(edge))["image"]
+    assert sharp.max() > 120 and sharp.min() < 60  # overshoot on both sides of the edge
+    with pytest.raises(ValueError, match="scale"):
+        build_transform({"scale": [1.2, 0.8]})

@@ -17,11 +17,11 @@ from hemato.models.blocks import (
     count_parameters,
 )
 
-NAMES = ["ours", "unet", "fcn8s", "segnet"]
+NAMES = ["ours", "unet", "fcn8s", "segnet"]  # the paper's four; lite0_unet: tests/models/test_lite_unet.py
 
 
-def test_registry_lists_the_four_networks() -> None:
-    assert available() == sorted(NAMES)
+def test_registry_lists_the_paper_networks_and_the_pretrained_one() -> None:
+    assert available() == sorted([*NAMES, "lite0_unet"])
     with pytest.raises(KeyError, match="unknown model 'resnet'"):
         get("resnet")
 

