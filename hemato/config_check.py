@@ -53,8 +53,8 @@ def check_config(cfg: DictConfig) -> None:
     if lr is None or not float(lr) > 0:
         problems.append(f"task.optimizer.lr={lr!r} must be a positive number")
     tf = cfg.data.get("test_fraction")
-    if tf is None or not 0 < float(tf) < 1:
-        problems.append(f"data.test_fraction={tf!r} must be in (0, 1)")
+    if tf is None or not 0 <= float(tf) < 1:
+        problems.append(f"data.test_fraction={tf!r} must be in [0, 1) (0: a final model, no test patients)")
     vf = cfg.data.get("val_fraction")
     if vf is None or not 0 <= float(vf) < 1:
         problems.append(f"data.val_fraction={vf!r} must be in [0, 1)")

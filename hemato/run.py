@@ -326,6 +326,21 @@ def train(cfg: DictConfig) -> dict[str, float]:
         best = str(ckpt_path)
         say(f"[hemato] testing {best} (train=false)")
     fit_s = time.time() - t0
+    if not datamodule.split["test"]:  # a final model on every patient (data.test_fraction=0): nothing to test
+        result = {
+            "model": cfg.model.name,
+            "hemato_version": hemato.__version__,
+            "test": None,
+            "best_checkpoint": str(best) if best else None,
+            "epochs": trainer.current_epoch,
+            "trained": bool(cfg.get("train", True)),
+            "fit_seconds": round(fit_s, 1),
+            "total_seconds": round(time.time() - t0, 1),
+        }
+        if trainer.is_global_zero:
+            write_atomic(out_dir / "metrics.json", json.dumps(result, indent=2, default=float))
+            say(f"[hemato] no test patients (data.test_fraction=0): trained, not tested; run directory: {out_dir}")
+        return {}
     trainer.test(task, datamodule=datamodule, ckpt_path=best if best else None, verbose=False)
     summary = {k.removeprefix("test/"): v for k, v in task.test_summary.items()}
 

@@ -38,7 +38,7 @@ def test_shipped_configs_are_valid(exp: str, model: str) -> None:
         ("task.optimizer.lr=-0.001", "task.optimizer.lr"),
         ("data.input_size=100", "divisible by 32"),
         ("data.test_fraction=1.5", "data.test_fraction"),
-        ("data.test_fraction=0", "data.test_fraction"),
+        ("data.test_fraction=-0.1", "data.test_fraction"),
         ("model.name=resnet", "not a registered network"),
         ("data.split_file=/nonexistent/split.json", "does not exist"),
         ("data=manifest data.manifest=/nonexistent/slices.csv", "data.manifest"),

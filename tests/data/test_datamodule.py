@@ -39,7 +39,12 @@ def test_leakage_is_detected() -> None:
         split_patients(["a", "a", "b", "c"], 0.3, 0.1, 0)
 
 
-@pytest.mark.parametrize("frac", [0.0, 1.0, -0.1, 1.5])
+def test_test_fraction_zero_keeps_every_patient_for_training_and_validation() -> None:
+    s = split_patients(IDS[:60], 0.0, 0.1, seed=0)
+    assert s["test"] == [] and len(s["val"]) == 6 and len(s["train"]) == 54
+
+
+@pytest.mark.parametrize("frac", [1.0, -0.1, 1.5])
 def test_bad_test_fraction(frac: float) -> None:
     with pytest.raises(ValueError, match="test_fraction"):
         split_patients(IDS, frac, 0.1, 0)
