@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The real-CT recipe ladder (issue 23): each rung is the rung below plus one change, screened
+# on folds 0 and 1 against it (paired per patient) and, for the recipe kept, run on all five.
+#
+#   experiments/ctich_ladder.sh RUNG [RUNG ...]   # train + evaluate what is missing, resuming
+#   experiments/ctich_ladder.sh report            # reports/ctich/v7_ladder/: every rung pooled and paired
+#
+# Rungs (runs/ctich_ladder/<rung>/cv_lite0_unet/lite0_unet_fold<K>/):
+#   lite      v4 -> +1: experiment=ctich_lite (ImageNet EfficientNet-Lite0 U-Net), all 5 folds
+#   paste     +2: lite + lesion synthesis (data.lesion_paste.p=0.5), folds 0 1
+#   robust    +5: lite + scale 0.7-1.4, noise up to 20 HU, sharpen (data.augment.*), folds 0 1
+# v4 (experiment=ctich, ours) is the committed reports/ctich/v4_cv5/folds.
+# ~20 min a fold on 2 cores (bf16); a fold resumes from its last epoch.
+set -euo pipefail
+PY=${PY:-python}
+ROOT=${RUNS:-runs/ctich_ladder}
+OUT=${OUT:-reports/ctich/v7_ladder}
+overrides() {
+  case "$1" in
+    lite) echo "" ;;
+    paste) echo "+data.lesion_paste.p=0.5" ;;
+    robust) echo "+data.augment.scale=[0.7,1.4] +data.augment.noise_hu=20 +data.augment.sharpen=0.2" ;;
+    *) echo "unknown rung $1 (lite, paste, robust, report)" >&2; return 2 ;;
+  esac
+}
+folds() { [ "$1" = lite ] && echo "0 1 2 3 4" || echo "0 1"; }
+for rung in "$@"; do
+  if [ "$rung" = report ]; then
+    args=(v4=reports/ctich/v4_cv5/folds)
+    for r in lite paste robust; do
+      [ -d "$ROOT/$r" ] && args+=("$r=$ROOT/$r/cv_lite0_unet")
+    done
+    $PY -m hemato.cv report "${args[@]}" --out "$OUT"
+    continue
+  fi
+  ov=$(overrides "$rung")
+  # shellcheck disable=SC2086
+  FOLDS="${FOLDS:-$(folds "$rung")}" EXP=ctich_lite RUNS="$ROOT/$rung" OUT="$ROOT/$rung/report" PY="$PY" \
+    experiments/ctich_cv.sh lite0_unet $ov
+done
