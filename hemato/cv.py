@@ -50,6 +50,7 @@ from scipy import stats
 
 from hemato.engine import (
     Contract,
+    candidates,
     component_features,
     confidence,
     label_bleeds,
@@ -90,10 +91,10 @@ def _load_records(run_dir: Path, patients: list[str]) -> list[Any]:
 
 
 def component_rows(probs: np.ndarray, images: np.ndarray, truth: np.ndarray, con: Contract) -> list[dict[str, Any]]:
-    """Every 3D component of ``probs > threshold`` (before the contract's component rules),
-    one dict each: :func:`hemato.engine.component_features` and the voxels shared with
-    ``truth``; what ``calibrate`` chooses its rules on."""
-    labels, n = label_bleeds(probs > con.threshold)
+    """Every 3D component of the contract's :func:`hemato.engine.candidates` (above the
+    threshold, before the component rules), one dict each: :func:`hemato.engine.component_features`
+    and the voxels shared with ``truth``; what ``calibrate`` chooses its rules on."""
+    labels, n = label_bleeds(candidates(probs, con, images))
     if not n:
         return []
     f = component_features(labels, n, con, probs, images)

@@ -52,6 +52,11 @@ class Contract:
             window, is below this are dropped (``None`` keeps all). Acute blood is ~50-90 HU;
             a component that averages brain (~30-40 HU) or CSF is not one. Hypodense (chronic)
             bleeds are dropped too: a stated limit of a contract that sets it.
+        intracranial: drop predicted pixels outside the intracranial cavity (per slice: the
+            filled skull ring, :func:`hemato.inference.intracranial_mask`, widened by
+            ``INTRACRANIAL_MARGIN`` network-grid pixels so bleeds against the inner table are
+            kept); slices without a closed skull ring (skull base, vertex) are left as
+            predicted. Scalp swellings and bone edges are not intracranial bleeds.
     """
 
     input_size: int
@@ -66,6 +71,7 @@ class Contract:
     tta: bool = False
     min_component_peak: float = 0.0
     min_component_hu: float | None = None
+    intracranial: bool = False
 
     def __post_init__(self) -> None:
         if not (isinstance(self.input_size, int) and self.input_size > 0 and self.input_size % 32 == 0):
@@ -176,11 +182,43 @@ def filter_components(mask: np.ndarray, probs: np.ndarray, images: np.ndarray | 
     return keep[labels]
 
 
+INTRACRANIAL_MARGIN = 2  # network-grid pixels the cavity is widened by (contract.intracranial)
+
+
+def intracranial_region(images: np.ndarray, contract: Contract) -> np.ndarray:
+    """(Z, H, W) bool: where the contract's ``intracranial`` rule lets a bleed be: each
+    slice's cavity widened by :data:`INTRACRANIAL_MARGIN` network-grid pixels, or the whole
+    slice when it has no closed skull ring."""
+    from hemato.inference import intracranial_mask
+
+    z, h, w = images.shape
+    r = max(1, round(INTRACRANIAL_MARGIN * max(h, w) / contract.input_size))
+    disk = np.hypot(*np.mgrid[-r : r + 1, -r : r + 1]) <= r
+    out = np.ones((z, h, w), bool)
+    for k in range(z):
+        cav = intracranial_mask(images[k])
+        if cav.any():
+            out[k] = ndimage.binary_dilation(cav, structure=disk)
+    return out
+
+
+def candidates(probs: np.ndarray, contract: Contract, images: np.ndarray | None = None) -> np.ndarray:
+    """(Z, H, W) bool: ``probs`` above the threshold, within the ``intracranial`` region when
+    the contract sets it (``images``: the windowed uint8 slices): what the component rules
+    judge."""
+    mask = probs > contract.threshold
+    if contract.intracranial and mask.any():
+        if images is None or images.shape != mask.shape:
+            raise ValueError("the contract's intracranial rule needs the windowed images the mask was predicted from")
+        mask &= intracranial_region(images, contract)
+    return mask
+
+
 def postprocess(probs: np.ndarray, contract: Contract, images: np.ndarray | None = None) -> np.ndarray:
-    """(Z, H, W) probabilities -> the contract's mask: threshold, then
-    :func:`filter_components` (``images``, the windowed uint8 slices, are needed only when
-    the contract sets ``min_component_hu``)."""
-    return filter_components(probs > contract.threshold, probs, images, contract)
+    """(Z, H, W) probabilities -> the contract's mask: :func:`candidates`, then
+    :func:`filter_components` (``images``, the windowed uint8 slices, are needed when the
+    contract sets ``min_component_hu`` or ``intracranial``)."""
+    return filter_components(candidates(probs, contract, images), probs, images, contract)
 
 
 def segment(
@@ -271,6 +309,7 @@ def scan_counts(pred: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
 __all__ = [
     "Contract",
     "Forward",
+    "candidates",
     "confidence",
     "component_features",
     "filter_components",

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage as ndi
 
 from hemato.data.transforms import resize_slice
 
@@ -149,6 +150,28 @@ def find_head(images: np.ndarray, level: int = 10, min_fraction: float = 0.002) 
         return None
     ry, rx = np.flatnonzero(rows), np.flatnonzero(cols)
     return HeadBox(int(ry[0]), int(ry[-1]) + 1, int(rx[0]), int(rx[-1]) + 1, has)
+
+
+BONE = 250  # windowed value (brain window 40/120: > ~98 HU) counted as bone
+
+
+def intracranial_mask(image: np.ndarray, bone: int = BONE, min_fraction: float = 0.02) -> np.ndarray:
+    """(H, W) uint8 brain-window slice -> (H, W) bool intracranial cavity: the inside of the
+    skull ring (bone >= ``bone``, closed over 2-pixel gaps and filled) minus the bone. All
+    False when no closed ring encloses at least ``min_fraction`` of the slice (skull base,
+    vertex, a slice without head)."""
+    ring = image >= bone
+    if not ring.any():
+        return np.zeros(image.shape, bool)
+    ring = ndi.binary_closing(ring, structure=np.ones((5, 5), bool), border_value=0)
+    inside = ndi.binary_fill_holes(ring) & ~ring & (image < bone)
+    if inside.sum() < min_fraction * image.size:
+        return np.zeros(image.shape, bool)
+    lab, n = ndi.label(inside)
+    if n > 1:  # the largest enclosed region: the cranial cavity, not the orbits or sinuses
+        sizes = ndi.sum(inside, lab, index=range(1, n + 1))
+        inside = lab == 1 + int(np.argmax(sizes))
+    return inside
 
 
 def _grid_range(lo: int, hi: int, native: int, size: int, margin: int, divisor: int) -> tuple[int, int]:

@@ -42,7 +42,7 @@ import hemato
 from hemato.data.readers.dicom import nifti_affine
 from hemato.data.readers.errors import InputError
 from hemato.data.readers.images import IMAGE_SUFFIXES, read_slice
-from hemato.engine import Contract, confidence, label_bleeds, segment
+from hemato.engine import Contract, candidates, confidence, label_bleeds, segment
 from hemato.inference import Forward, onnx_forward, onnx_session, set_threads, torch_forward
 from hemato.metrics.volume import abc2, volume_from_areas_ml
 from hemato.models.registry import available, build_model
@@ -549,7 +549,7 @@ def detection_limit(probs: np.ndarray, n_kept: int, con: Contract, scan: Scan) -
     ml = None
     if scan.spacing_mm is not None and scan.thickness_mm is not None:
         ml = vox * scan.spacing_mm[0] * scan.spacing_mm[1] * scan.thickness_mm / 1000.0
-    _, n_raw = label_bleeds(probs > con.threshold)
+    _, n_raw = label_bleeds(candidates(probs, con, scan.image))
     return {
         "native_voxels": vox,
         "ml": ml,

@@ -158,3 +158,41 @@ def test_context_gives_the_network_the_same_neighbour_channels_as_training() -> 
     assert np.allclose(probs, expected, atol=1e-5)
     with pytest.raises(ValueError, match="context"):
         Contract(input_size=64, context=-1)
+
+
+def _head(size: int = 128, gap: int = 0) -> np.ndarray:
+    """A scalp disc (110), a closed skull ring (255; ``gap`` pixels open) and brain (90)."""
+    yy, xx = np.mgrid[:size, :size]
+    r = np.hypot(yy - size / 2 + 0.5, xx - size / 2 + 0.5)
+    img = np.where(r < 60, 110, 0).astype(np.uint8)
+    ring = (r >= 48) & (r < 54)
+    if gap:
+        ring &= ~((yy < size / 2) & (np.abs(xx - size / 2 + 0.5) < gap / 2))
+    img[ring] = 255
+    img[r < 48] = 90
+    return img
+
+
+def test_intracranial_rule_drops_scalp_predictions_and_keeps_bleeds_against_the_inner_table() -> None:
+    from hemato.engine import candidates, intracranial_region
+
+    images = np.stack([_head(), _head(gap=40)])
+    probs = np.zeros((2, 128, 128), np.float32)
+    yy, xx = np.mgrid[:128, :128]
+    r = np.hypot(yy - 63.5, xx - 63.5)
+    scalp = (r >= 55) & (r < 59) & (xx < 64)  # outside the skull
+    subdural = (r >= 44) & (r < 48) & (xx >= 64)  # a crescent against the inner table
+    for k in (0, 1):
+        probs[k][scalp | subdural] = 0.9
+    c = Contract(input_size=128, intracranial=True)
+    mask = postprocess(probs, c, images)
+    assert mask[0][subdural].all() and not mask[0][scalp].any()
+    # no closed skull ring (skull base): the slice is left as predicted
+    assert mask[1][subdural].all() and mask[1][scalp].all()
+    # off by default; the rule needs the images it judges
+    assert postprocess(probs, Contract(input_size=128)).sum() == (probs > 0.5).sum()
+    with pytest.raises(ValueError, match="intracranial"):
+        postprocess(probs, c)
+    region = intracranial_region(images, c)
+    assert region[1].all() and not region[0][0, 0] and region[0][64, 64]
+    assert np.array_equal(candidates(probs, c, images), (probs > 0.5) & region)

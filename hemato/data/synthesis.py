@@ -5,7 +5,7 @@ Copy-paste augmentation (Ghiasi et al. 2021; CarveMix, Zhang et al. 2021, for le
 of the TRAINING slices at the network's resolution; :class:`LesionPaste`, an albumentations
 transform, pastes one into a slice that has no bleed, with shape jitter (rot90 / flip, scale)
 and intensity jitter, at a random place whose every lesion pixel lies inside the
-intracranial cavity (:func:`intracranial_mask`), and blends it over a 1-2 pixel feathered
+intracranial cavity (:func:`hemato.inference.intracranial_mask`), and blends it over a 1-2 pixel feathered
 rim. The pasted slice's mask is exactly the pasted lesion's mask.
 
 Written here because no maintained library pastes a segmentation-labelled object at an
@@ -22,26 +22,7 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
-BONE = 250  # windowed value (brain window 40/120: > ~98 HU) counted as bone
-
-
-def intracranial_mask(image: np.ndarray, bone: int = BONE, min_fraction: float = 0.02) -> np.ndarray:
-    """(H, W) uint8 brain-window slice -> (H, W) bool intracranial cavity: the inside of the
-    skull ring (bone >= ``bone``, closed over 2-pixel gaps and filled) minus the bone. All
-    False when no closed ring encloses at least ``min_fraction`` of the slice (skull base,
-    vertex, a slice without head)."""
-    ring = image >= bone
-    if not ring.any():
-        return np.zeros(image.shape, bool)
-    ring = ndi.binary_closing(ring, structure=np.ones((5, 5), bool), border_value=0)
-    inside = ndi.binary_fill_holes(ring) & ~ring & (image < bone)
-    if inside.sum() < min_fraction * image.size:
-        return np.zeros(image.shape, bool)
-    lab, n = ndi.label(inside)
-    if n > 1:  # the largest enclosed region: the cranial cavity, not the orbits or sinuses
-        sizes = ndi.sum(inside, lab, index=range(1, n + 1))
-        inside = lab == 1 + int(np.argmax(sizes))
-    return inside
+from hemato.inference import BONE, intracranial_mask
 
 
 @dataclass(frozen=True)
