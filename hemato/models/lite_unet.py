@@ -83,10 +83,14 @@ class Lite0UNet(nn.Module):
         out_channels: int = 1,
         base_channels: int = 16,
         encoder_weights: str | None = "imagenet",
+        encoder_bn: str = "train",
     ) -> None:
         super().__init__()
         if encoder_weights not in (None, "imagenet"):
             raise ValueError(f"encoder_weights must be 'imagenet' or None, got {encoder_weights!r}")
+        if encoder_bn not in ("train", "frozen"):
+            raise ValueError(f"encoder_bn must be 'train' or 'frozen', got {encoder_bn!r}")
+        self.encoder_bn = encoder_bn
         self.encoder = _encoder()
         blocks = self.encoder._blocks
         # the last block before each stride-2 block (strides 2, 4, 8, 16), and the last one (32)
@@ -111,6 +115,17 @@ class Lite0UNet(nn.Module):
             keep = {k: v for k, v in state.items() if k in self.encoder.state_dict()}
             self.encoder.load_state_dict(keep, strict=True)
         self._adapt_stem(in_channels)
+
+    def train(self, mode: bool = True) -> Lite0UNet:
+        """``encoder_bn="frozen"``: the encoder's batch norms keep normalising with their
+        (ImageNet) running statistics while training (their scale and shift still learn), so
+        training and inference normalise alike; the decoder's train as usual."""
+        super().train(mode)
+        if self.encoder_bn == "frozen":
+            for m in self.encoder.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.eval()
+        return self
 
     def _adapt_stem(self, in_channels: int) -> None:
         stem = self.encoder._conv_stem

@@ -93,3 +93,16 @@ def test_batchnorm_folds_into_every_encoder_conv() -> None:
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(folded(x), net(x), atol=1e-3, rtol=1e-3)
+
+
+def test_frozen_encoder_batchnorm_keeps_its_statistics_while_training() -> None:
+    net = build_model("lite0_unet", encoder_bn="frozen").train()
+    before = net.encoder._bn0.running_mean.clone()
+    dec_before = net.final[0][1].running_mean.clone()
+    net(torch.rand(2, 3, 64, 64)).mean().backward()
+    assert torch.equal(net.encoder._bn0.running_mean, before)  # ImageNet statistics kept
+    assert not torch.equal(net.final[0][1].running_mean, dec_before)  # the decoder's still update
+    assert net.encoder._bn0.weight.grad is not None  # scale and shift still learn
+    assert not net.encoder._bn0.training and net.final[0][1].training
+    with pytest.raises(ValueError, match="encoder_bn"):
+        build_model("lite0_unet", encoder_bn="sync")
