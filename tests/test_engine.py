@@ -15,6 +15,7 @@ from hemato.engine import (
     segment,
     window_to_hu,
 )
+from tests.skull import skull_slice
 
 
 def test_contract_round_trip_and_validation() -> None:
@@ -160,23 +161,10 @@ def test_context_gives_the_network_the_same_neighbour_channels_as_training() -> 
         Contract(input_size=64, context=-1)
 
 
-def _head(size: int = 128, gap: int = 0) -> np.ndarray:
-    """A scalp disc (110), a closed skull ring (255; ``gap`` pixels open) and brain (90)."""
-    yy, xx = np.mgrid[:size, :size]
-    r = np.hypot(yy - size / 2 + 0.5, xx - size / 2 + 0.5)
-    img = np.where(r < 60, 110, 0).astype(np.uint8)
-    ring = (r >= 48) & (r < 54)
-    if gap:
-        ring &= ~((yy < size / 2) & (np.abs(xx - size / 2 + 0.5) < gap / 2))
-    img[ring] = 255
-    img[r < 48] = 90
-    return img
-
-
 def test_intracranial_rule_drops_scalp_predictions_and_keeps_bleeds_against_the_inner_table() -> None:
     from hemato.engine import candidates, intracranial_region
 
-    images = np.stack([_head(), _head(gap=40)])
+    images = np.stack([skull_slice(128), skull_slice(128, gap=40)])
     probs = np.zeros((2, 128, 128), np.float32)
     yy, xx = np.mgrid[:128, :128]
     r = np.hypot(yy - 63.5, xx - 63.5)

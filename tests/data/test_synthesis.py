@@ -7,19 +7,7 @@ import pytest
 
 from hemato.data.datamodule import HematomaDataModule
 from hemato.data.synthesis import LesionBank, LesionPaste, intracranial_mask
-
-
-def head(size: int = 96, gap: int = 0) -> np.ndarray:
-    """A scalp disc (110), a skull ring (255, ``gap`` pixels open at the top) and brain (90)."""
-    yy, xx = np.mgrid[:size, :size]
-    r = np.hypot(yy - size / 2 + 0.5, xx - size / 2 + 0.5)
-    img = np.where(r < 44, 110, 0).astype(np.uint8)
-    ring = (r >= 36) & (r < 40)
-    if gap:
-        ring &= ~((yy < size / 2) & (np.abs(xx - size / 2 + 0.5) < gap / 2))
-    img[ring] = 255
-    img[r < 36] = 90
-    return img
+from tests.skull import skull_slice as head
 
 
 def test_cavity_is_the_inside_of_a_closed_skull_ring() -> None:
