@@ -59,7 +59,7 @@ from hemato.engine import (
     segment,
 )
 from hemato.metrics.overlap import overlap_scores
-from hemato.rundir import write_atomic
+from hemato.rundir import tested_checkpoint, write_atomic
 
 ASSUMED_SPACING_MM = 0.45
 ASSUMED_SLICE_MM = 5.0  # the collection's slice spacing (its description)
@@ -134,9 +134,7 @@ def evaluate_run(
     metrics = json.loads((run_dir / "metrics.json").read_text())
     split = json.loads((run_dir / "split.json").read_text())
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    ckpt = Path(checkpoint or metrics.get("best_checkpoint") or run_dir / "checkpoints" / "last.ckpt")
-    if not ckpt.is_absolute() and not ckpt.exists():
-        ckpt = run_dir / "checkpoints" / ckpt.name
+    ckpt = Path(checkpoint) if checkpoint else tested_checkpoint(run_dir, metrics)
     model = load_model(ckpt)
     con = model.contract
     if contract:

@@ -63,3 +63,11 @@ def load_prediction(path: Path) -> dict[str, Any]:
             "thickness_mm": float(z["thickness_mm"]),
             "slice_index": z["slice_index"],
         }
+
+
+def tested_checkpoint(run_dir: Path, metrics: dict[str, Any]) -> Path:
+    """The checkpoint a finished run tested (``metrics.json``'s ``best_checkpoint``, else
+    ``checkpoints/last.ckpt``); when the run folder was moved or copied since, the file of
+    that name under ``run_dir/checkpoints``."""
+    ck = Path(metrics.get("best_checkpoint") or Path(run_dir) / "checkpoints" / "last.ckpt")
+    return ck if ck.is_file() else Path(run_dir) / "checkpoints" / ck.name

@@ -85,3 +85,17 @@ def test_processes_filling_one_phantom_cache_at_once_all_succeed(tmp_path: Path)
     assert sorted(f.name for f in folder.iterdir()) == [f"P{i:04d}.npz" for i in range(6)]  # no temporary left
     cfg = PhantomConfig(n_patients=6, image_size=64, min_slices=20, max_slices=21)
     assert [p.image.shape for p in generate_cohort(cfg, tmp_path)] == [p.image.shape for p in generate_cohort(cfg)]
+
+
+def test_a_moved_run_folder_still_finds_its_tested_checkpoint(tmp_path: Path) -> None:
+    from hemato.rundir import tested_checkpoint
+
+    old = tmp_path / "old" / "checkpoints" / "last.ckpt"
+    new = tmp_path / "new"
+    (new / "checkpoints").mkdir(parents=True)
+    (new / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    assert tested_checkpoint(new, {"best_checkpoint": str(old)}) == new / "checkpoints" / "last.ckpt"
+    assert tested_checkpoint(new, {}) == new / "checkpoints" / "last.ckpt"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"y")
+    assert tested_checkpoint(new, {"best_checkpoint": str(old)}) == old

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from hemato.rundir import temp_beside
+from hemato.rundir import temp_beside, tested_checkpoint
 
 FORMAT = "hemato-weights/1"
 HERE = Path(__file__).resolve().parent
@@ -60,9 +60,7 @@ def pack(
     members, model_cfg, con, prov = [], None, None, []
     for d in map(Path, run_dirs):
         metrics = json.loads((d / "metrics.json").read_text())
-        ck = Path(metrics.get("best_checkpoint") or d / "checkpoints" / "last.ckpt")
-        if not ck.is_file():
-            ck = d / "checkpoints" / ck.name
+        ck = tested_checkpoint(d, metrics)
         lm = load_model(ck)
         cfg = {k: v for k, v in lm.identity["model"].items()}
         if model_cfg is None:
