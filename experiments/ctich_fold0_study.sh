@@ -24,14 +24,7 @@ fold_run() {  # name, extra overrides...
   [ -f "$dir/oof_patients.csv" ] || $PY -m hemato.cv evaluate "$dir"   # 0 degrees: what the studies compare
 }
 OUT=${OUT:-reports/ctich/v6_fold0}
-keep() {  # run folder, name: its result files (no weights, no predictions) into $OUT/runs/name
-  [ -f "$1/oof_patients.csv" ] || { echo "skipped $2: $1 not evaluated" >&2; return 0; }
-  mkdir -p "$OUT/runs/$2"
-  for f in config.yaml provenance.json metrics.json split.json oof_contract.json oof_patients.csv oof_slices.csv oof_components.csv; do
-    [ -f "$1/$f" ] && cp "$1/$f" "$OUT/runs/$2/"
-  done
-  return 0
-}
+source "$(dirname "$0")/keep.sh"  # keep RUN NAME: its result files into $OUT/runs/NAME
 report() {
   if [ -f "$PRE/metrics.json" ]; then  # the pretraining run itself (phantom test figures, provenance)
     mkdir -p "$OUT/runs/pretrain_phantom" && cp "$PRE"/{config.yaml,provenance.json,metrics.json} "$OUT/runs/pretrain_phantom/"

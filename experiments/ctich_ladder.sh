@@ -9,8 +9,12 @@
 # Rungs (runs/ctich_ladder/<rung>/cv_lite0_unet/lite0_unet_fold<K>/):
 #   lite_whole  +1, first try: lite on whole 256 px slices (batch 12, 8 x 100 steps, lr 5e-4), fold 0
 #   lite        v4 -> +1: experiment=ctich_lite (ImageNet EfficientNet-Lite0 U-Net, v4's patches), folds 0 1
+#   native      +3: lite at the native 512 px (128 px patches of the full-resolution slices;
+#               the size rule scaled to the same physical size), folds 0 1
 #   paste       +2: lite + lesion synthesis (data.lesion_paste.p=0.5), folds 0 1
 #   robust      +5: lite + scale 0.7-1.4, noise up to 20 HU, sharpen (data.augment.*), folds 0 1
+#   icr         +4 as a rule, no training: lite's folds evaluated with the contract's intracranial
+#               rule (runs/ctich_ladder/lite_icr/)
 # FOLDS="0 1 2 3 4" experiments/ctich_ladder.sh RUNG runs a rung on every fold.
 # v4 (experiment=ctich, ours) is the committed reports/ctich/v4_cv5/folds.
 # ~20 min a fold on 2 cores (bf16); a fold resumes from its last epoch.
@@ -22,18 +26,29 @@ overrides() {
   case "$1" in
     lite_whole) echo "data.augment.crop=0 data.batch_size=12 data.samples_per_epoch=1200 trainer.max_epochs=8 task.optimizer.lr=5e-4" ;;
     lite) echo "" ;;
+    native) echo "data.input_size=512 task.contract.min_component_px=64" ;;
     paste) echo "+data.lesion_paste.p=0.5" ;;
     robust) echo "+data.augment.scale=[0.7,1.4] +data.augment.noise_hu=20 +data.augment.sharpen=0.2" ;;
-    *) echo "unknown rung $1 (lite_whole, lite, paste, robust, report)" >&2; return 2 ;;
+    *) echo "unknown rung $1 (lite_whole, lite, native, paste, robust, icr, report)" >&2; return 2 ;;
   esac
 }
 folds() { [ "$1" = lite_whole ] && echo "0" || echo "0 1"; }
+source "$(dirname "$0")/keep.sh"
 for rung in "$@"; do
+  if [ "$rung" = icr ]; then
+    for d in "$ROOT"/lite/cv_lite0_unet/lite0_unet_fold*; do
+      [ -f "$ROOT/lite_icr/cv_lite0_unet/$(basename "$d")/oof_patients.csv" ] ||
+        $PY -m hemato.cv evaluate "$d" --contract intracranial=true --out "$ROOT/lite_icr/cv_lite0_unet"
+    done
+    continue
+  fi
   if [ "$rung" = report ]; then
     args=()  # v4 on the folds the screens ran (REPORT_FOLDS), so every row pools the same patients
     for k in ${REPORT_FOLDS:-0 1}; do args+=("v4=reports/ctich/v4_cv5/folds/fold$k"); done
-    for r in lite_whole lite paste robust; do
-      [ -d "$ROOT/$r" ] && args+=("$r=$ROOT/$r/cv_lite0_unet")
+    for r in lite_whole lite lite_icr native paste robust; do
+      [ -d "$ROOT/$r" ] || continue
+      args+=("$r=$ROOT/$r/cv_lite0_unet")
+      for d in "$ROOT/$r"/cv_lite0_unet/lite0_unet_fold*; do keep "$d" "$r/$(basename "$d")"; done
     done
     $PY -m hemato.cv report "${args[@]}" --out "$OUT"
     continue
