@@ -68,6 +68,7 @@ def tiny_cv_runs(tmp_path_factory):
                 "task.contract.orientation=any",
                 "task.contract.min_component_px=2",
                 "logger=none",
+                "trainer.precision=32-true",  # the same weights on every CPU (auto's choice is timed)
                 f"hydra.run.dir={run}",
             ],
             capture_output=True,

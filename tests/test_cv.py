@@ -257,7 +257,9 @@ def test_cv_run_then_out_of_fold_evaluation_end_to_end(tmp_path: Path, tiny_cv_r
     # the run's own test metrics came from the same engine: same per-patient counts
     tp = pd.read_csv(run / "test_patients.csv", dtype={"patient_id": str}).set_index("patient_id")
     o0 = oof[oof["rotation"] == 0].set_index("patient_id")
-    assert (tp.loc[o0.index, "pred"] == o0["pred"]).all()
+    # (the run evaluates its network as trained, cv the BN-folded, channels-last copy: float
+    # rounding may flip a few pixels at p ~ 0.5 of this one-epoch model)
+    np.testing.assert_allclose(tp.loc[o0.index, "pred"], o0["pred"], rtol=1e-4, atol=2)
     # the component table holds every component before the rules: those the contract keeps
     # add up to the mask
     comps = pd.read_csv(run / "oof_components.csv", dtype={"patient_id": str})
