@@ -500,10 +500,9 @@ def cv_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) -> di
                 for k, g in p0[p0["gt"] > 0].groupby("kinds")
             }
         b0 = p0[p0["gt"] > 0]
-        voxel_ml = VOXEL_ML
         size_rows = {}
         for name, lo, hi in (("< 2 ml", 0.0, 2.0), ("2-10 ml", 2.0, 10.0), ("> 10 ml", 10.0, math.inf)):
-            g = b0[(b0["gt"] * voxel_ml >= lo) & (b0["gt"] * voxel_ml < hi)]
+            g = b0[(b0["gt"] * VOXEL_ML >= lo) & (b0["gt"] * VOXEL_ML < hi)]
             size_rows[name] = {
                 "n": int(len(g)),
                 "dice_patient": float(g["dice"].mean()) if len(g) else math.nan,

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from hemato.inference import Forward, predict_probabilities
+from hemato.inference import Forward, intracranial_mask, predict_probabilities
 
 ORIENTATIONS = ("any", "radiological", "ctich")
 
@@ -189,8 +189,6 @@ def intracranial_region(images: np.ndarray, contract: Contract) -> np.ndarray:
     """(Z, H, W) bool: where the contract's ``intracranial`` rule lets a bleed be: each
     slice's cavity widened by :data:`INTRACRANIAL_MARGIN` network-grid pixels, or the whole
     slice when it has no closed skull ring."""
-    from hemato.inference import intracranial_mask
-
     z, h, w = images.shape
     r = max(1, round(INTRACRANIAL_MARGIN * max(h, w) / contract.input_size))
     disk = np.hypot(*np.mgrid[-r : r + 1, -r : r + 1]) <= r

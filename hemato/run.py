@@ -326,19 +326,24 @@ def train(cfg: DictConfig) -> dict[str, float]:
         best = str(ckpt_path)
         say(f"[hemato] testing {best} (train=false)")
     fit_s = time.time() - t0
-    if not datamodule.split["test"]:  # a final model on every patient (data.test_fraction=0): nothing to test
-        result = {
+
+    def result(test: dict[str, Any]) -> dict[str, Any]:  # metrics.json, around the test figures
+        return {
             "model": cfg.model.name,
             "hemato_version": hemato.__version__,
-            "test": None,
+            **test,
             "best_checkpoint": str(best) if best else None,
             "epochs": trainer.current_epoch,
             "trained": bool(cfg.get("train", True)),
+            "world_size": trainer.world_size,
             "fit_seconds": round(fit_s, 1),
             "total_seconds": round(time.time() - t0, 1),
+            "empty_policy": cfg.task.empty,
         }
+
+    if not datamodule.split["test"]:  # a final model on every patient (data.test_fraction=0): nothing to test
         if trainer.is_global_zero:
-            write_atomic(out_dir / "metrics.json", json.dumps(result, indent=2, default=float))
+            write_atomic(out_dir / "metrics.json", json.dumps(result({"test": None}), indent=2, default=float))
             say(f"[hemato] no test patients (data.test_fraction=0): trained, not tested; run directory: {out_dir}")
         return {}
     trainer.test(task, datamodule=datamodule, ckpt_path=best if best else None, verbose=False)
@@ -375,21 +380,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
         patients = patients.merge(extra, on="patient_id", how="left")
         write_atomic(out_dir / "test_patients.csv", patients.to_csv(index=False))
         write_atomic(out_dir / "test_slices.csv", test_slices.to_csv(index=False))
-        result = {
-            "model": cfg.model.name,
-            "hemato_version": hemato.__version__,
+        test = {
             "test": summary,
             "test_fullframe": fullframe,
             "test_path": "engine (hemato.engine.segment: head crop, contract threshold and component filter)",
-            "best_checkpoint": str(best) if best else None,
-            "epochs": trainer.current_epoch,
-            "trained": bool(cfg.get("train", True)),
-            "world_size": trainer.world_size,
-            "fit_seconds": round(fit_s, 1),
-            "total_seconds": round(time.time() - t0, 1),
-            "empty_policy": cfg.task.empty,
         }
-        write_atomic(out_dir / "metrics.json", json.dumps(result, indent=2, default=float))
+        write_atomic(out_dir / "metrics.json", json.dumps(result(test), indent=2, default=float))
         print_summary(cfg.model.name, summary, patients, out_dir, time.time() - t0)
         for lg in loggers:
             if type(lg).__name__ == "WandbLogger":

@@ -262,11 +262,16 @@ class SliceDataset(Dataset):
         """(N,) bool: slice has hematoma pixels (at the network resolution)."""
         return self.masks.reshape(len(self.masks), -1).any(1)
 
+    def input_image(self, i: int) -> np.ndarray:
+        """Item ``i``'s cached network input before augmentation: (S, S) uint8, or (S, S, C)
+        with the slice and its neighbours as channels (``context`` > 0)."""
+        return self.images[i] if self.context == 0 else np.stack(self.images[self.channels[i]], axis=-1)
+
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         epoch, i = key if isinstance(key, tuple) else (None, key)
         pos, z = self.items[i]
         rec = self.records[pos]
-        image = self.images[i] if self.context == 0 else np.stack(self.images[self.channels[i]], axis=-1)
+        image = self.input_image(i)
         mask = self.masks[i].astype(np.uint8)
         if self.transform is not None:
             if epoch is not None:  # reproducible per (seed, epoch, slice), see EpochSampler
@@ -425,10 +430,7 @@ class HematomaDataModule(L.LightningDataModule):
             bleed = np.flatnonzero(train.has_bleed)  # only these slices' pixels are read
             if not len(bleed):
                 raise ValueError("data.lesion_paste needs at least one training slice with bleed")
-            if self.context:  # (S, S, C): the slice and its neighbours, as the network sees them
-                images = np.stack([np.moveaxis(train.images[train.channels[i]], 0, -1) for i in bleed])
-            else:
-                images = train.images[bleed]
+            images = np.stack([train.input_image(i) for i in bleed])
             bank = LesionBank(images, train.masks[bleed], min_px=int(paste.get("min_px", 10)), sources=bleed)
             op = LesionPaste(
                 bank, scale=float(paste.get("scale", 0.25)), intensity=float(paste.get("intensity", 10)), p=paste["p"]

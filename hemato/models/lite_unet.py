@@ -9,7 +9,7 @@ carries all of its weights, and the loaders build the network with ``encoder_wei
 
 Input (B, C, H, W) in [0, 1], H and W multiples of 32: the 2.5D input (a slice and its two
 neighbours, ``data.context=1``) maps onto the encoder's three RGB channels; other channel
-counts get the stem's ImageNet filters averaged over colour and repeated. The input is
+counts get the stem's ImageNet filters summed over colour and shared out equally among them. The input is
 scaled as EfficientNet-Lite was trained: ``(255 x - 127) / 128``.
 
 Encoder features at strides 2, 4, 8, 16, 32 (16, 24, 40, 112, 320 channels); decoder
@@ -111,9 +111,8 @@ class Lite0UNet(nn.Module):
         init_weights(self.final)
         init_weights(self.head)
         if encoder_weights == "imagenet":
-            state = imagenet_state_dict()
-            keep = {k: v for k, v in state.items() if k in self.encoder.state_dict()}
-            self.encoder.load_state_dict(keep, strict=True)
+            own = self.encoder.state_dict().keys()
+            self.encoder.load_state_dict({k: v for k, v in imagenet_state_dict().items() if k in own}, strict=True)
         self._adapt_stem(in_channels)
 
     def train(self, mode: bool = True) -> Lite0UNet:
@@ -143,11 +142,11 @@ class Lite0UNet(nn.Module):
         x = (x * 255.0 - 127.0) / 128.0
         x = e._swish(e._bn0(e._conv_stem(x)))
         skips = []
-        n = len(e._blocks)
-        for i, blk in enumerate(e._blocks):
-            rate = e._global_params.drop_connect_rate * i / n if e._global_params.drop_connect_rate else None
-            x = blk(x, drop_connect_rate=rate)
-            if i in self.skip_after[:-1]:
+        take = self.skip_after[:-1]
+        n, drop = len(e._blocks), e._global_params.drop_connect_rate
+        for i, blk in enumerate(e._blocks):  # as EfficientNet.extract_features, keeping the skips
+            x = blk(x, drop_connect_rate=drop * i / n if drop else None)
+            if i in take:
                 skips.append(x)
         for dec, skip in zip(self.decoders, reversed(skips)):
             x = dec(torch.cat([F.interpolate(x, scale_factor=2.0, mode="nearest"), skip], dim=1))
