@@ -13,6 +13,8 @@
 #               the size rule scaled to the same physical size), folds 0 1
 #   paste       +2: lite + lesion synthesis (data.lesion_paste.p=0.5), folds 0 1
 #   robust      +5: lite + scale 0.7-1.4, noise up to 20 HU, sharpen (data.augment.*), folds 0 1
+#   synth       +2+5 together: lite + lesion synthesis + the robustness augmentation, folds 0 1
+#               (the recipe a shipped model needs; the two screened as one rung for the budget)
 #   icr         +4 as a rule, no training: lite's folds evaluated with the contract's intracranial
 #               rule (runs/ctich_ladder/lite_icr/)
 # FOLDS="0 1 2 3 4" experiments/ctich_ladder.sh RUNG runs a rung on every fold.
@@ -29,7 +31,8 @@ overrides() {
     native) echo "data.input_size=512 task.contract.min_component_px=64" ;;
     paste) echo "+data.lesion_paste.p=0.5" ;;
     robust) echo "+data.augment.scale=[0.7,1.4] +data.augment.noise_hu=20 +data.augment.sharpen=0.2" ;;
-    *) echo "unknown rung $1 (lite_whole, lite, native, paste, robust, icr, report)" >&2; return 2 ;;
+    synth) echo "$(overrides paste) $(overrides robust)" ;;
+    *) echo "unknown rung $1 (lite_whole, lite, native, paste, robust, synth, icr, report)" >&2; return 2 ;;
   esac
 }
 folds() { [ "$1" = lite_whole ] && echo "0" || echo "0 1"; }
@@ -45,7 +48,7 @@ for rung in "$@"; do
   if [ "$rung" = report ]; then
     args=()  # v4 on the folds the screens ran (REPORT_FOLDS), so every row pools the same patients
     for k in ${REPORT_FOLDS:-0 1}; do args+=("v4=reports/ctich/v4_cv5/folds/fold$k"); done
-    for r in lite_whole lite lite_icr native paste robust; do
+    for r in lite_whole lite lite_icr native paste robust synth; do
       [ -d "$ROOT/$r" ] || continue
       args+=("$r=$ROOT/$r/cv_lite0_unet")
       for d in "$ROOT/$r"/cv_lite0_unet/lite0_unet_fold*; do keep "$d" "$r/$(basename "$d")"; done

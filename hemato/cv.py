@@ -66,6 +66,7 @@ ASSUMED_SLICE_MM = 5.0  # the collection's slice spacing (its description)
 FP_AREA_MM2 = 10.0
 VOXEL_ML = ASSUMED_SPACING_MM**2 * ASSUMED_SLICE_MM / 1000.0  # one 512 px voxel at the assumed spacing
 FOUND_DICE = 0.2
+SIZE_BINS = (("< 2 ml", 0.0, 2.0), ("2-10 ml", 2.0, 10.0), ("> 10 ml", 10.0, math.inf))  # ml at the assumed spacing
 
 
 # ------------------------------------------------------------------------------ evaluate
@@ -501,7 +502,7 @@ def cv_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) -> di
             }
         b0 = p0[p0["gt"] > 0]
         size_rows = {}
-        for name, lo, hi in (("< 2 ml", 0.0, 2.0), ("2-10 ml", 2.0, 10.0), ("> 10 ml", 10.0, math.inf)):
+        for name, lo, hi in SIZE_BINS:
             g = b0[(b0["gt"] * VOXEL_ML >= lo) & (b0["gt"] * VOXEL_ML < hi)]
             size_rows[name] = {
                 "n": int(len(g)),
@@ -797,6 +798,16 @@ def _rule_dict(rule: tuple[float, float, float | None]) -> dict[str, Any]:
     return {"min_component_px": int(rule[0]), "min_component_peak": float(rule[1]), "min_component_hu": rule[2]}
 
 
+def found_by_size(bleed: pd.DataFrame) -> list[dict[str, Any]]:
+    """Bleeds found (Dice >= :data:`FOUND_DICE`) per true size bin (:data:`SIZE_BINS`, ml at
+    the assumed spacing) of per-patient rows with ``gt`` (voxels) and ``dice``."""
+    rows = []
+    for name, lo, hi in SIZE_BINS:
+        g = bleed[(bleed["gt"] * VOXEL_ML >= lo) & (bleed["gt"] * VOXEL_ML < hi)]
+        rows.append({"size": name, "n": int(len(g)), "found": int((g["dice"] >= FOUND_DICE).sum())})
+    return rows
+
+
 def calibrate_components(runs: list[str | Path], max_fp_rate: float = 0.1, seed: int = 0) -> dict[str, Any]:
     """Component rules (minimum size, highest probability, mean HU; the contract's
     ``min_component_*``) that keep bleed-free patients clean, chosen by cross-validation so
@@ -826,6 +837,8 @@ def calibrate_components(runs: list[str | Path], max_fp_rate: float = 0.1, seed:
         grid.append({**_rule_dict(r), "dice_patient": float(tb["dice"].mean()), "fp_patients": int(tf["fp"].sum())})
     none = table[(0, 0.0, None)]
     return {
+        "found_rule": f"a bleed is found when the predicted mask has Dice >= {FOUND_DICE} with it",
+        "found_by_size": found_by_size(bleed),
         "rule": (
             "keep a predicted 3D component only if it has >= min_component_px network-grid pixels, a highest "
             "probability >= min_component_peak and a mean HU >= min_component_hu; per fold, the grid rule with the "

@@ -252,6 +252,9 @@ class Scan:
     dicom_geometry: dict[str, Any] | None = None
 
 
+NO_BLEED_FOUND = "no_bleed_found"  # volume_status when the model counted no bleed: not "ok", not "no bleed"
+
+
 def missing_slices(numbers: list[int] | None) -> list[int]:
     """Slice numbers absent between the first and the last of ``numbers`` (empty when
     consecutive or unknown): a stack with gaps would give a partial volume."""
@@ -409,6 +412,7 @@ def read_scan(
     intensity: str = "auto",
     series_uid: str | None = None,
     manifest_patient: str | None = None,
+    assume_ct: bool = False,
 ) -> Scan:
     """Read a DICOM folder, a NIfTI file, a folder of slices or a one-patient manifest.
 
@@ -464,7 +468,9 @@ def read_scan(
 
     if path.is_dir() or is_dicom_file(path):
         if path.is_file() or folder_has_dicom(path):  # a series folder, or one (multi-frame) file
-            hu, spacing, slice_spacing, _pos, geo = read_dicom_series(path, with_geometry=True, series_uid=series_uid)
+            hu, spacing, slice_spacing, _pos, geo = read_dicom_series(
+                path, with_geometry=True, series_uid=series_uid, assume_ct=assume_ct
+            )
             src = {
                 "spacing": "DICOM PixelSpacing" if spacing else "unknown",
                 "thickness": (
@@ -475,6 +481,8 @@ def read_scan(
                 if geo["order"] == "ImagePositionPatient"
                 else "unknown (no ImagePositionPatient: slices ordered by InstanceNumber)",
             }
+            if geo.get("modality") not in (None, "CT"):
+                src["modality"] = f"{geo['modality']} read as CT (--assume-ct)"
             scan = Scan(
                 _to_window(hu, path, level, width, intensity),
                 spacing,
@@ -541,22 +549,65 @@ def _write_mask_nifti(scan: Scan, mask: np.ndarray, path: Path) -> None:
     nib.save(nib.Nifti1Image(data, affine), str(path))
 
 
-def detection_limit(probs: np.ndarray, n_kept: int, con: Contract, scan: Scan) -> dict[str, Any]:
+def detection_limit(
+    probs: np.ndarray, mask: np.ndarray, n_kept: int, con: Contract, scan: Scan
+) -> dict[str, Any]:
     """The contract's smallest reportable bleed on this scan's grid (native voxels, and ml
-    where the spacings are known) and how many candidate 3D regions (``probs`` above the
-    threshold, (Z, H, W)) its component rules left out of the mask (``n_kept`` bleeds)."""
+    where the spacings are known), and the candidate 3D regions (``probs`` above the
+    threshold, (Z, H, W)) that its component rules left out of ``mask`` (``n_kept`` bleeds):
+    how many, their voxels together and the largest one's (and ml where known)."""
     vox = int(np.ceil(con.min_component_px / con.grid_scale(*probs.shape[-2:])))
-    ml = None
+    vox_ml = None
     if scan.spacing_mm is not None and scan.thickness_mm is not None:
-        ml = vox * scan.spacing_mm[0] * scan.spacing_mm[1] * scan.thickness_mm / 1000.0
-    _, n_raw = label_bleeds(candidates(probs, con, scan.image))
+        vox_ml = scan.spacing_mm[0] * scan.spacing_mm[1] * scan.thickness_mm / 1000.0
+    labels, n_raw = label_bleeds(candidates(probs, con, scan.image))
+    dropped = labels[(labels > 0) & ~mask]
+    sizes = np.bincount(dropped)[1:] if dropped.size else np.zeros(0, int)
+    sizes = sizes[sizes > 0]
+    total, largest = int(sizes.sum()), int(sizes.max()) if sizes.size else 0
     return {
         "native_voxels": vox,
-        "ml": ml,
+        "ml": None if vox_ml is None else vox * vox_ml,
         "min_component_hu": con.min_component_hu,
         "min_component_peak": con.min_component_peak,
         "dropped_regions": max(n_raw - n_kept, 0),
+        "dropped_voxels": total,
+        "dropped_largest_voxels": largest,
+        "dropped_ml": None if vox_ml is None else total * vox_ml,
+        "dropped_largest_ml": None if vox_ml is None else largest * vox_ml,
     }
+
+
+def sensitivity_summary(identity: dict[str, Any]) -> str:
+    """The model's out-of-fold share of bleeds found by bleed size, from its packed
+    provenance (``validation.found_by_size``), in words; says so when it was not recorded."""
+    v = (identity.get("provenance") or {}).get("validation") or {}
+    by = v.get("found_by_size")
+    if not by:
+        return "this model's out-of-fold sensitivity by bleed size is not recorded with it"
+    parts = [f"{b['found']} of {b['n']} bleeds {b['size']}" for b in by if b["n"]]
+    return f"out of fold it found {', '.join(parts)} ({v.get('found_rule', 'found: Dice >= 0.2')})"
+
+
+def _dropped_warning(dl: dict[str, Any], con: Contract) -> str:
+    """The warning on candidate regions the bleed rules did not count: how many, how big
+    together and the largest, and the rules they fell under."""
+    if dl["dropped_ml"] is not None:
+        size = f"together {dl['dropped_ml']:.2f} ml, the largest {dl['dropped_largest_ml']:.2f} ml"
+        limit = f"{dl['ml']:.2f} ml"
+    else:
+        size = f"together {dl['dropped_voxels']} voxels, the largest {dl['dropped_largest_voxels']}"
+        limit = f"{dl['native_voxels']} voxels"
+    rules = [f"at least {limit}"]
+    if con.min_component_hu is not None:
+        rules.append(f"a mean of at least {con.min_component_hu:g} HU")
+    if con.min_component_peak:
+        rules.append(f"a highest probability of at least {con.min_component_peak:g}")
+    return (
+        f"{dl['dropped_regions']} candidate region(s) ({size}) are not counted: the model's bleed rules need "
+        + " and ".join(rules)
+        + "; they may be bleeds this model missed: look at them"
+    )
 
 
 def validation_summary(identity: dict[str, Any]) -> str | None:
@@ -697,6 +748,7 @@ def predict(
     loaded: LoadedModel | None = None,
     dicom_seg: bool = False,
     manifest_patient: str | None = None,
+    assume_ct: bool = False,
 ) -> dict[str, Any]:
     """Segment one scan and write the report into ``output``; returns the report dict.
 
@@ -708,7 +760,8 @@ def predict(
     ``thickness`` is the SLICE SPACING in mm (distance between slice centres, which is what
     a planimetric volume needs; on overlapping reconstructions it is smaller than the
     nominal slice thickness). ``intensity``: ``auto`` (HU inputs must look like HU),
-    ``hu`` or ``windowed`` (see :func:`read_scan`); ``series_uid`` picks a DICOM series.
+    ``hu`` or ``windowed`` (see :func:`read_scan`); ``series_uid`` picks a DICOM series;
+    ``assume_ct`` measures DICOM secondary captures (Modality OT/SC) as CT in HU.
 
     ``crop`` runs the network on the head region only and skips slices without head
     (``hemato.inference``; torch checkpoints only, ONNX graphs have a fixed size); ``threads``
@@ -729,7 +782,7 @@ def predict(
     con = model.contract
     if threshold is not None:
         con = Contract.from_dict({**con.as_dict(), "threshold": float(threshold)})
-    scan = read_scan(input, con.window_level, con.window_width, intensity, series_uid, manifest_patient)
+    scan = read_scan(input, con.window_level, con.window_width, intensity, series_uid, manifest_patient, assume_ct)
     crop = bool(crop and con.crop_to_head and getattr(model.forward, "size_divisor", None) is not None)
     warnings = []
     if "phantom" in con.trained_on:
@@ -746,6 +799,8 @@ def predict(
         scan.thickness_mm, scan.source["thickness"] = float(thickness), "--slice-spacing"
         scan.slice_extents_mm = None
 
+    if "modality" in scan.source:
+        warnings.append(f"the series' Modality is {scan.source['modality']}: the user vouches that it is CT in HU")
     check_field(scan, input)
     probs, mask = segment(model.forward, scan.image, con, batch_size=batch_size, tta=tta, progress=progress, crop=crop)
     bleeds = label_bleeds(mask)  # labelled once for the confidence, the bleed geometry and ABC/2
@@ -809,15 +864,15 @@ def predict(
         report["volume_status"] = (
             f"volume unavailable: {' and '.join(missing)} unknown (give --spacing/--slice-spacing)"
         )
-    report["detection_limit"] = detection_limit(probs, bleeds[1], con, scan)
+    report["detection_limit"] = detection_limit(probs, mask, bleeds[1], con, scan)
     if report["detection_limit"]["dropped_regions"]:
-        dl = report["detection_limit"]
-        size = f"{dl['ml']:.2f} ml" if dl["ml"] is not None else f"{dl['native_voxels']} voxels"
-        warnings.append(
-            f"{dl['dropped_regions']} candidate region(s) fell under the model's bleed rules (under {size}"
-            + (f", or under {con.min_component_hu:g} HU on average" if con.min_component_hu is not None else "")
-            + ") and are not counted: a bleed that small cannot be ruled out by this model"
-        )
+        warnings.append(_dropped_warning(report["detection_limit"], con))
+    if bleeds[1] == 0:  # nothing counted: a finding of this model, never "no bleed"
+        report["finding"] = f"no bleed found by this model: {sensitivity_summary(model.identity)}"
+        if known:
+            report["volume_status"] = NO_BLEED_FOUND
+    else:
+        report["finding"] = f"{bleeds[1]} bleed(s) found by this model"
     if gaps:
         report["volume_ml"], report["abc2"] = None, None
         shown = ", ".join(map(str, gaps[:8])) + (" ..." if len(gaps) > 8 else "")
@@ -927,6 +982,11 @@ def main(argv: list[str] | None = None) -> int:
         default="auto",
         help="DICOM/NIfTI values: auto = must look like HU (else refused), hu = trust them as HU, windowed = 8-bit already in the model's window",
     )
+    ap.add_argument(
+        "--assume-ct",
+        action="store_true",
+        help="DICOM secondary captures (Modality OT/SC) hold CT slices in HU: measure them (refused otherwise)",
+    )
     ap.add_argument("--series", help="DICOM SeriesInstanceUID to use when the folder holds several series")
     ap.add_argument("--patient", help="the patient to take from a manifest (slices.csv) of several")
     ap.add_argument(
@@ -969,6 +1029,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": a.threads,
         "intensity": a.intensity,
         "precision": a.precision,
+        "assume_ct": a.assume_ct,
     }
     if a.input_dir:
         try:
@@ -1003,6 +1064,8 @@ def main(argv: list[str] | None = None) -> int:
     if r.get("model_validation"):
         print(f"hemato.predict: model: {r['model_validation']}", file=sys.stderr)
     vol = f"{r['volume_ml']:.2f} ml" if r["volume_ml"] is not None else r["volume_status"]
+    if r["volume_status"] == NO_BLEED_FOUND or r.get("finding", "").startswith("no bleed found"):
+        vol = f"{vol} ({r['finding']})"
     abc = (
         f", ABC/2 {r['abc2']['volume_ml']:.2f} ml ({r['abc2']['n_bleeds']} bleed{'s' if r['abc2']['n_bleeds'] != 1 else ''})"
         if r["abc2"]

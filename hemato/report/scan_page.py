@@ -60,12 +60,13 @@ figure {{ display: inline-block; margin: .3em; }} img {{ width: 256px; image-ren
 </style></head><body>
 <h1>Hematoma report: {_e(report["patient"])}</h1>
 <p class="volume" id="volume">{vol}</p>
+<p id="finding">{_e(report.get("finding", ""))}</p>
 <p id="status">Status: {_e(report["volume_status"])}. {report["n_bleed_slices"]} of {report["n_slices"]} slices with bleed.</p>
 <h2>ABC/2 per bleed</h2>
 <p id="abc2">{"ABC/2 total " + _num(a.get("volume_ml")) + " ml over " + str(a.get("n_bleeds", 0)) + " bleed(s)" if a else "not given (spacing unknown or more than one slice spacing)"}</p>
 <table id="bleeds"><tr><th>bleed</th><th>ABC/2 (ml)</th><th>A (mm)</th><th>B (mm)</th><th>C (mm)</th><th>planimetric (ml)</th></tr>{rows_bleeds}</table>
 <h2>Flags</h2><ul class="flags" id="flags">{flag_html}</ul>
-<h2>Bleed slices</h2><div id="overlays">{figs or "<p>no bleed found</p>"}</div>
+<h2>Bleed slices</h2><div id="overlays">{figs or "<p>no bleed found by this model</p>"}</div>
 <h2>Geometry</h2>
 <table id="geometry"><tr><th>pixel spacing (mm)</th><td>{_e(spacing) if spacing else "unknown"}</td><td>{_e(geo.get("spacing", ""))}</td></tr>
 <tr><th>slice spacing (mm)</th><td>{_e(sspacing) if sspacing else "unknown"}</td><td>{_e(geo.get("thickness", ""))}</td></tr></table>

@@ -144,7 +144,10 @@ def main(argv: list[str] | None = None) -> int:
                     "n_patients_without_bleed",
                     "n_patients_with_bleed",
                     "without_rules",
+                    "found_rule",
+                    "found_by_size",
                 )
+                if k in cal  # calibrations before found_by_size lack the last two
             }
             validation["source"] = str(a.calibration)
         from hemato.engine import parse_overrides

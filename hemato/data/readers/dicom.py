@@ -7,7 +7,9 @@ What is read, and what is refused:
   ``LOCALIZER``) and single-image series beside a real series are skipped. One remaining
   series is used; with several, the only axial one is used, else the series are listed and
   ``series_uid`` must pick one.
-* Modality must be CT where it is given; other modalities are refused.
+* Modality must be CT where it is given; other modalities are refused. Secondary captures
+  (Modality OT, or SC) of CT slices in HU are read only when the caller says so
+  (``assume_ct``; ``hemato.predict --assume-ct``).
 * The series must be axial (slice normal within ~37 degrees of the head's long axis, so
   tilted gantries pass); a coronal, sagittal or oblique series is refused, naming its plane.
 * Slices are sorted by ImagePositionPatient projected on the slice normal (from
@@ -165,9 +167,13 @@ def _plane(iop: tuple[float, ...]) -> str:
     return ("sagittal", "coronal", "axial")[int(np.argmax(n))] if n.max() > 0.9 * np.linalg.norm(n) else "oblique"
 
 
-def _parse_slices(f: Path, ds: Any) -> list[_Slice] | str:
+CAPTURE_MODALITIES = ("OT", "SC")  # secondary captures: measured as CT only with assume_ct
+
+
+def _parse_slices(f: Path, ds: Any, assume_ct: bool = False) -> list[_Slice] | str:
     """One file's slice records (one per frame of a multi-frame image), or why it is
-    skipped; refuses non-CT and image files without pixels."""
+    skipped; refuses non-CT (secondary captures unless ``assume_ct``) and image files
+    without pixels."""
     if "PixelData" not in ds:
         sop = str(
             getattr(ds, "SOPClassUID", "")
@@ -178,7 +184,12 @@ def _parse_slices(f: Path, ds: Any) -> list[_Slice] | str:
             raise InputError(f, "DICOM file without pixel data (truncated?)")
         return f"{f.name}: no image (DICOMDIR, report or presentation state)"
     modality = str(getattr(ds, "Modality", "") or "")
-    if modality and modality != "CT":
+    if modality in CAPTURE_MODALITIES and not assume_ct:
+        raise InputError(
+            f,
+            f"Modality is {modality} (a secondary capture), not CT: if these are CT slices in HU, give --assume-ct",
+        )
+    if modality and modality != "CT" and modality not in CAPTURE_MODALITIES:
         raise InputError(f, f"Modality is {modality}, not CT: hemato measures head CT only")
     image_type = [str(v).upper() for v in (getattr(ds, "ImageType", None) or [])]
     series = str(getattr(ds, "SeriesInstanceUID", "") or "unknown")
@@ -239,7 +250,11 @@ def _select_series(slices: list[_Slice], folder: Path, series_uid: str | None) -
 
 
 def read_dicom_series(
-    folder: str | Path, tolerance: float = 0.05, with_geometry: bool = False, series_uid: str | None = None
+    folder: str | Path,
+    tolerance: float = 0.05,
+    with_geometry: bool = False,
+    series_uid: str | None = None,
+    assume_ct: bool = False,
 ):
     """``folder``: a series folder, or one DICOM file (a multi-frame image).
 
@@ -250,7 +265,8 @@ def read_dicom_series(
     ``series_uid``, ``modality``, ``order`` ("ImagePositionPatient" or "InstanceNumber"),
     ``skipped`` (files not used, with why), ``datasets`` (the used pydicom datasets, in
     slice order: for a DICOM SEG that references them), ``frames`` (for a multi-frame image,
-    the 1-based frame number of each slice; else None). The slice spacing is None when the spacings
+    the 1-based frame number of each slice; else None). ``assume_ct``: read secondary
+    captures (Modality OT/SC) as CT. The slice spacing is None when the spacings
     are not uniform (use the extents) or unknown."""
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -276,7 +292,7 @@ def read_dicom_series(
             skipped.append(f"{f.name}: not DICOM")  # a .txt, a preview.jpg
             continue
         try:  # pydicom parses elements lazily: a corrupt one raises only when it is read
-            item = _parse_slices(f, ds)
+            item = _parse_slices(f, ds, assume_ct)
         except InputError:
             raise
         except Exception as e:

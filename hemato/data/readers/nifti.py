@@ -10,13 +10,36 @@ from hemato.data.readers.errors import InputError
 from hemato.data.readers.intensity import window_hu  # noqa: F401  (re-exported: older imports)
 
 MAX_VOXELS = 2**28  # 1024 x 1024 x 256: larger headers are corrupt, not CT
+QFORM_SFORM_TOL_MM = 1.0  # qform and sform may differ by rounding; beyond this at any corner: refused
+
+
+def check_qform_sform(img: object, path: Path) -> None:
+    """Refuse a header whose qform and sform (both set) place the volume differently:
+    more than :data:`QFORM_SFORM_TOL_MM` apart at any of its 8 corner voxels. Readers that
+    prefer one or the other (nibabel, ITK, FSL) would measure different volumes."""
+    h = img.header  # type: ignore[attr-defined]
+    if int(h["sform_code"]) <= 0 or int(h["qform_code"]) <= 0:
+        return
+    q, s = h.get_qform(), h.get_sform()
+    shape = np.asarray(img.shape[:3], float) - 1  # type: ignore[attr-defined]
+    corners = np.array([[i, j, k, 1.0] for i in (0, shape[0]) for j in (0, shape[1]) for k in (0, shape[2])]).T
+    gap = float(np.abs((q - s) @ corners)[:3].max())
+    if gap > QFORM_SFORM_TOL_MM:
+        vq, vs = (np.linalg.norm(a[:3, :3], axis=0) for a in (q, s))
+        raise InputError(
+            path,
+            f"qform and sform disagree by {gap:.1f} mm at the volume's corners (qform voxels "
+            f"{' x '.join(f'{v:.3g}' for v in vq)} mm, sform {' x '.join(f'{v:.3g}' for v in vs)} mm): "
+            "the geometry is ambiguous; make them agree (e.g. set the qform from the sform)",
+        )
 
 
 def read_nifti(path: str | Path, kind: str = "image") -> tuple[np.ndarray, tuple[float, float], float, np.ndarray]:
     """Read a NIfTI file as axial slices.
 
     Returns ``(data (Z, H, W) float64, spacing (row, col) mm, slice spacing mm, affine)``
-    (lengths in mm whatever unit the header states; the slice spacing is the distance
+    (lengths in mm whatever unit the header states; geometry from the affine nibabel
+    chooses, the sform when set, refused when qform and sform disagree; the slice spacing is the distance
     between slice planes, from the affine's determinant, so sheared grids measure right); the
     volume is first reoriented to the closest canonical (RAS+) orientation, so the third
     voxel axis runs inferior -> superior, and each slice is displayed radiologically
@@ -28,7 +51,9 @@ def read_nifti(path: str | Path, kind: str = "image") -> tuple[np.ndarray, tuple
     if not path.is_file():
         raise InputError(path, "file does not exist")
     try:
-        img = nib.as_closest_canonical(nib.load(str(path)))
+        raw = nib.load(str(path))
+        check_qform_sform(raw, path)
+        img = nib.as_closest_canonical(raw)
         n_vox = int(np.prod(img.shape, dtype=np.float64))
         if n_vox > MAX_VOXELS or n_vox <= 0:
             raise InputError(path, f"implausible volume shape {img.shape} in the header")
@@ -43,9 +68,11 @@ def read_nifti(path: str | Path, kind: str = "image") -> tuple[np.ndarray, tuple
         raise InputError(path, f"expected a 3D volume, got shape {data.shape}")
     if not np.isfinite(data).all():
         raise InputError(path, f"{int((~np.isfinite(data)).sum())} NaN/inf voxels")
-    zooms = [float(z) for z in img.header.get_zooms()[:3]]
+    # voxel steps from the affine nibabel uses (the sform when set, else the qform): the
+    # header's pixdim (get_zooms) belongs to the qform and may differ from an sform
+    zooms = [float(z) for z in np.linalg.norm(img.affine[:3, :3], axis=0)]
     if not all(np.isfinite(z) and z > 0 for z in zooms):
-        raise InputError(path, f"invalid voxel size {zooms} in the header")
+        raise InputError(path, f"invalid voxel size {zooms} in the header's affine")
     unit = img.header.get_xyzt_units()[0]
     scale = {"mm": 1.0, "unknown": 1.0, "meter": 1000.0, "micron": 0.001}.get(unit)
     if scale is None:

@@ -1,0 +1,179 @@
+"""Scans as hospitals send them (issue 27): each input variant is measured, flagged, reported
+as a lower bound or refused in one line; a miss never reads like a measurement.
+
+The network is test_predict_trust's exact "threshold network" (windowed blood-bright pixels
+-> bleed), so the right answer of every scan is known and the predict path is what is tested.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import hemato.predict as P
+from hemato.data.readers.errors import InputError
+from hemato.engine import Contract
+from tests.data.files import write_nifti
+from tests.test_predict_trust import SP, _bright_forward, head, ml, run, threshold_network  # noqa: F401
+
+
+def _with_contract(monkeypatch: pytest.MonkeyPatch, validation: dict | None = None, **contract) -> None:
+    """The threshold network under another contract (and packed validation figures)."""
+
+    def load(path, device="cpu", channels_last=None, precision="32"):
+        ident = {"checkpoint": str(path), "sha256": "0" * 64, "model": {"name": "test"}}
+        if validation:
+            ident["provenance"] = {"validation": validation}
+        return P.LoadedModel(_bright_forward, 64, ident, None, Contract(input_size=64, **contract))
+
+    monkeypatch.setattr(P, "load_model", load)
+
+
+# ------------------------------------------------------------------ item 9: no silent miss
+def test_nothing_found_is_no_bleed_found_not_ok(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    found_by_size = [
+        {"size": "< 2 ml", "n": 6, "found": 1},
+        {"size": "2-10 ml", "n": 12, "found": 7},
+        {"size": "> 10 ml", "n": 10, "found": 9},
+    ]
+    validation = {
+        "dice_patient": 0.5,
+        "dice_patient_ci": [0.4, 0.6],
+        "fp_patients": 2,
+        "n_patients_with_bleed": 28,
+        "n_patients_without_bleed": 32,
+        "found_by_size": found_by_size,
+        "found_rule": "Dice >= 0.2",
+    }
+    _with_contract(monkeypatch, validation=validation)
+    hu, _ = head(blood=(slice(0, 0), slice(0, 0), slice(0, 0)))  # no blood anywhere
+    write_nifti(tmp_path / "clean.nii.gz", hu, spacing=SP, thickness=5.0)
+    r = run(tmp_path / "clean.nii.gz", tmp_path / "o")
+    assert r["volume_status"] == "no_bleed_found" and r["volume_ml"] == 0.0
+    assert r["finding"].startswith("no bleed found by this model")
+    assert "1 of 6 bleeds < 2 ml, 7 of 12 bleeds 2-10 ml, 9 of 10 bleeds > 10 ml" in r["finding"]
+    page = (tmp_path / "o" / "report.html").read_text()
+    assert "no bleed found by this model" in page and "Status: no_bleed_found" in page
+    # a found bleed is "ok", and its finding says how many
+    hu, _ = head()
+    write_nifti(tmp_path / "bleed.nii.gz", hu, spacing=SP, thickness=5.0)
+    r = run(tmp_path / "bleed.nii.gz", tmp_path / "o2")
+    assert r["volume_status"] == "ok" and r["finding"] == "1 bleed(s) found by this model"
+
+
+def test_the_cli_says_no_bleed_found(tmp_path: Path) -> None:
+    hu, _ = head(blood=(slice(0, 0), slice(0, 0), slice(0, 0)))
+    write_nifti(tmp_path / "clean.nii.gz", hu, spacing=SP, thickness=5.0)
+    code = (
+        "import sys, hemato.predict as P; from tests.test_predict_hospital import _cli_model; "
+        "P.load_model = _cli_model; sys.exit(P.main(sys.argv[1:]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, "--checkpoint", "m.pt", "--input", str(tmp_path / "clean.nii.gz"), "--output", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert out.returncode == 0, out.stderr
+    assert "0.00 ml (no bleed found by this model:" in out.stdout
+    assert "not recorded" in out.stdout  # this model carries no sensitivity figures: said so
+
+
+def _cli_model(path, device="cpu", channels_last=None, precision="32"):
+    return P.LoadedModel(
+        _bright_forward, 64, {"checkpoint": str(path), "sha256": "0" * 64}, None, Contract(input_size=64)
+    )
+
+
+def test_dropped_regions_are_measured_not_called_small(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hu, truth = head()  # one bleed of 420 voxels (0.53 ml at 0.5 x 0.5 x 5 mm)
+    _with_contract(monkeypatch, min_component_px=10_000)  # a rule no bleed here passes
+    write_nifti(tmp_path / "s.nii.gz", hu, spacing=SP, thickness=5.0)
+    r = run(tmp_path / "s.nii.gz", tmp_path / "o")
+    dl = r["detection_limit"]
+    assert r["volume_status"] == "no_bleed_found" and dl["dropped_regions"] == 1
+    assert dl["dropped_voxels"] == dl["dropped_largest_voxels"] == truth.sum()
+    assert dl["dropped_ml"] == pytest.approx(ml(truth.sum()))
+    (w,) = [w for w in r["warnings"] if "candidate region" in w]
+    assert f"together {ml(truth.sum()):.2f} ml, the largest {ml(truth.sum()):.2f} ml" in w
+    assert "missed" in w and "cannot be ruled out" not in w
+
+
+# ------------------------------------------------------------------ item 5: NIfTI qform / sform
+def _nifti(path: Path, hu: np.ndarray, sform: np.ndarray | None, qform: np.ndarray | None, pixdim=None) -> None:
+    import nibabel as nib
+
+    arr = np.transpose(hu[:, ::-1, ::-1], (2, 1, 0)).astype(np.int16)
+    img = nib.Nifti1Image(arr, None)
+    if qform is not None:
+        img.set_qform(qform, code=1)
+    else:
+        img.set_qform(None, code=0)
+    if sform is not None:
+        img.set_sform(sform, code=2)
+    else:
+        img.set_sform(None, code=0)
+    if pixdim is not None:
+        img.header.set_zooms(pixdim)
+    nib.save(img, str(path))
+
+
+def test_nifti_sform_only_gives_the_geometry(tmp_path: Path) -> None:
+    hu, truth = head()
+    # sform says 0.5 x 0.5 x 5 mm; the header's pixdim (qform unset) says 0.9 mm pixels
+    _nifti(tmp_path / "s.nii.gz", hu, np.diag([SP[1], SP[0], 5.0, 1.0]), None, pixdim=(0.9, 0.9, 5.0))
+    r = run(tmp_path / "s.nii.gz", tmp_path / "o")
+    assert r["spacing_mm"] == pytest.approx(list(SP)) and r["volume_ml"] == pytest.approx(ml(truth.sum()))
+
+
+def test_nifti_qform_and_sform_that_disagree_are_refused(tmp_path: Path) -> None:
+    hu, truth = head()
+    _nifti(tmp_path / "d.nii.gz", hu, np.diag([SP[1], SP[0], 5.0, 1.0]), np.diag([0.9, 0.9, 5.0, 1.0]))
+    with pytest.raises(InputError, match=r"qform and sform disagree by .* mm .*qform voxels 0\.9 x 0\.9 x 5 mm, sform 0\.5 x 0\.5 x 5 mm"):
+        run(tmp_path / "d.nii.gz", tmp_path / "o")
+    # agreeing within rounding: measured
+    _nifti(tmp_path / "a.nii.gz", hu, np.diag([SP[1], SP[0], 5.0, 1.0]), np.diag([SP[1] + 1e-5, SP[0], 5.0, 1.0]))
+    assert run(tmp_path / "a.nii.gz", tmp_path / "o2")["volume_ml"] == pytest.approx(ml(truth.sum()), rel=1e-3)
+
+
+# ------------------------------------------------------------------ real slices
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "ctich-sample"
+
+
+def sample_hu(patient: str = "081") -> np.ndarray:
+    """The shipped sample's slices of ``patient`` (ct-ich, 40/120 window, 8-bit) back in HU
+    (Z, 512, 512): air (window floor) -1000 HU, bone (window top) 1000 HU."""
+    import pandas as pd
+
+    from hemato.data.readers.images import read_slice
+
+    rows = pd.read_csv(SAMPLE / "slices.csv", dtype={"patient": str})
+    rows = rows[rows["patient"] == patient].sort_values("slice_index")
+    img = np.stack([read_slice(SAMPLE / f) for f in rows["image"]]).astype(np.float64)
+    hu = img / 255.0 * 120.0 - 20.0
+    hu[img <= 4] = -1000.0
+    hu[img >= 251] = 1000.0
+    return hu
+
+
+# ------------------------------------------------------------------ item 7: secondary captures
+def test_secondary_capture_needs_assume_ct_and_then_measures(tmp_path: Path) -> None:
+    from tests.data.files import write_dicom_series
+
+    hu = sample_hu()
+    write_dicom_series(tmp_path / "ot", hu, spacing=(0.45, 0.45), modality="OT", with_ipp=False)
+    with pytest.raises(InputError, match=r"Modality is OT \(a secondary capture\), not CT: .*give --assume-ct"):
+        run(tmp_path / "ot", tmp_path / "o1", thickness=5.0)
+    r = run(tmp_path / "ot", tmp_path / "o2", thickness=5.0, assume_ct=True)
+    write_dicom_series(tmp_path / "ct", hu, spacing=(0.45, 0.45), modality="CT", with_ipp=False)
+    control = run(tmp_path / "ct", tmp_path / "o3", thickness=5.0)
+    assert control["volume_ml"] > 0 and r["volume_ml"] == pytest.approx(control["volume_ml"])
+    assert r["geometry_source"]["modality"] == "OT read as CT (--assume-ct)"
+    assert any("Modality is OT read as CT" in w for w in r["warnings"])
+    write_dicom_series(tmp_path / "mr", hu, spacing=(0.45, 0.45), modality="MR", with_ipp=False)
+    with pytest.raises(InputError, match="Modality is MR, not CT"):  # a flag for captures, not for MR
+        run(tmp_path / "mr", tmp_path / "o4", thickness=5.0, assume_ct=True)
