@@ -266,29 +266,41 @@ def confidence(
     bleeds: tuple[np.ndarray, int] | None = None,
     images: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """How much the mask depends on the threshold: bleed voxels at ``low``, the contract's
-    threshold and ``high`` (each post-processed as the contract says), their relative spread
-    ``(n_low - n_high) / n_mid`` and ``unsure`` when it exceeds ``spread``; a scan whose
-    mask is empty at the threshold but not at ``low`` is unsure too. Per bleed (3D
-    components of the mask; ``bleeds`` = :func:`label_bleeds` of it, if already computed):
-    its voxels and mean probability. ``images``: the windowed slices, needed when the
-    contract sets ``min_component_hu``."""
-    masks = {
-        name: postprocess(probs, Contract.from_dict({**contract.as_dict(), "threshold": t}), images)
-        for name, t in (("low", low), ("mid", contract.threshold), ("high", high))
-    }
-    n = {name: int(m.sum()) for name, m in masks.items()}
-    rel = (n["low"] - n["high"]) / n["mid"] if n["mid"] else (float("inf") if n["low"] else 0.0)
-    labels, k = bleeds if bleeds is not None else label_bleeds(masks["mid"])
+    """How much the counted bleeds depend on the threshold, on the probability map itself:
+    ``n_mid`` = the mask's voxels (the contract's threshold and bleed rules); ``n_low`` =
+    voxels at p > ``low`` of the candidate regions that hold a counted bleed (before any
+    rule: a rule applied at ``low`` could drop a grown region and hide the dependence);
+    ``n_high`` = the mask's voxels at p > ``high``. Their relative spread
+    ``(n_low - n_high) / n_mid`` makes the scan ``unsure`` above ``spread``, so a bleed that
+    exists at one threshold only is unsure. A scan with no counted bleed is unsure when the
+    rules keep a bleed at ``low``. Per bleed (3D components of the mask; ``bleeds`` =
+    :func:`label_bleeds` of it, if already computed): its voxels and mean probability.
+    ``images``: the windowed slices, needed when the contract sets ``min_component_hu``
+    or ``intracranial``."""
+    mid = postprocess(probs, contract, images)
+    n_mid = int(mid.sum())
+    low_con = Contract.from_dict({**contract.as_dict(), "threshold": low})
+    if n_mid:
+        lab_low, _ = label_bleeds(candidates(probs, low_con, images))
+        held = np.unique(lab_low[mid & (lab_low > 0)])
+        n_low = int(np.isin(lab_low, held).sum())
+    else:
+        n_low = int(postprocess(probs, low_con, images).sum())
+    n_high = int((mid & (probs > high)).sum())
+    rel = (n_low - n_high) / n_mid if n_mid else (float("inf") if n_low else 0.0)
+    labels, k = bleeds if bleeds is not None else label_bleeds(mid)
     per_bleed = []
     for lab, box in enumerate(ndimage.find_objects(labels, max_label=k), start=1):
         sel = labels[box] == lab
         per_bleed.append({"voxels": int(sel.sum()), "mean_probability": float(probs[box][sel].mean())})
     return {
-        "voxels_at": {str(low): n["low"], str(contract.threshold): n["mid"], str(high): n["high"]},
+        "voxels_at": {str(low): n_low, str(contract.threshold): n_mid, str(high): n_high},
         "relative_spread": float(rel),
         "unsure": bool(rel > spread),
-        "rule": f"unsure when (voxels at p>{low} - voxels at p>{high}) / voxels at p>{contract.threshold} > {spread}",
+        "rule": (
+            f"unsure when (voxels at p>{low} of the regions holding a counted bleed - counted voxels at p>{high}) "
+            f"/ counted voxels > {spread}"
+        ),
         "bleeds": sorted(per_bleed, key=lambda b: -b["voxels"]),
     }
 

@@ -48,6 +48,7 @@ from hemato.metrics.volume import abc2, volume_from_areas_ml
 from hemato.models.registry import available, build_model
 from hemato.privacy import pseudonym
 from hemato.rundir import write_atomic
+from hemato.scan_checks import intensity_flags, intensity_profile, not_a_head
 
 
 # ------------------------------------------------------------------------------ model
@@ -255,6 +256,46 @@ class Scan:
 NO_BLEED_FOUND = "no_bleed_found"  # volume_status when the model counted no bleed: not "ok", not "no bleed"
 
 
+LOWER_BOUND = "lower_bound"  # volume_status when a bleed reaches the end of the scan or the field of view
+EDGE_MARGIN_PX = 2  # a bleed within this many pixels of the frame's edge is cut by the field of view
+
+
+def coverage_cut(mask: np.ndarray, slice_names: list[str]) -> dict[str, Any] | None:
+    """Where a (Z, H, W) bleed mask reaches the end of what was scanned: its first or last
+    slice, or within :data:`EDGE_MARGIN_PX` of the frame's edge (rows: anterior/top,
+    posterior/bottom as displayed). Returns ``{"reason", "slices", "edges"}`` or None when
+    the bleeds lie inside the scan: a bleed cut there is measured only in part."""
+    if not mask.any():
+        return None
+    ends = [k for k in sorted({0, mask.shape[0] - 1}) if mask[k].any()]
+    m = EDGE_MARGIN_PX
+    edges = [
+        name
+        for name, part in (
+            ("top", mask[:, :m, :]),
+            ("bottom", mask[:, -m:, :]),
+            ("left", mask[:, :, :m]),
+            ("right", mask[:, :, -m:]),
+        )
+        if part.any()
+    ]
+    if not ends and not edges:
+        return None
+    parts = []
+    if ends:
+        parts.append(
+            "a bleed reaches the scan's "
+            + " and ".join(("first" if k == 0 else "last") + f" slice ({slice_names[k]})" for k in ends)
+        )
+    if edges:
+        parts.append(f"a bleed reaches the {', '.join(edges)} edge of the field of view")
+    return {
+        "reason": "; ".join(parts) + ": it may go on beyond what was scanned",
+        "slices": [slice_names[k] for k in ends],
+        "edges": edges,
+    }
+
+
 def missing_slices(numbers: list[int] | None) -> list[int]:
     """Slice numbers absent between the first and the last of ``numbers`` (empty when
     consecutive or unknown): a stack with gaps would give a partial volume."""
@@ -322,11 +363,14 @@ def bleed_geometry(mask: np.ndarray, scan: Scan, bleeds: tuple[np.ndarray, int] 
     return sorted(out, key=lambda b: -b["voxels"])
 
 
-def input_qc(scan: Scan, min_slices: int = 10, trained_spacing_mm: float = 5.0) -> list[str]:
+def input_qc(
+    scan: Scan, min_slices: int = 10, trained_spacing_mm: float = 5.0, profile: dict[str, Any] | None = None
+) -> list[str]:
     """Input quality flags (the model is not refused, the reader is told): few slices, a
     slice spacing far from the training data's (ct-ich: 5 mm), a non-square slice field
-    (:func:`field_stretch`; past :data:`MAX_FIELD_STRETCH` it is refused), most head voxels
-    outside the window (an unusual intensity convention)."""
+    (:func:`field_stretch`; past :data:`MAX_FIELD_STRETCH` it is refused), intensities or
+    noise outside the training scans' span (:func:`hemato.scan_checks.intensity_flags` of
+    ``profile``, computed when not given)."""
     flags = []
     z = scan.image.shape[0]
     if z < min_slices:
@@ -342,9 +386,7 @@ def input_qc(scan: Scan, min_slices: int = 10, trained_spacing_mm: float = 5.0) 
         )
     if pixels > FLAG_STRETCH:
         flags.append(f"non-square pixels ({pixels:.2f}:1): the network was trained on square pixels")
-    head = scan.image > 0
-    if head.any() and (scan.image[head] == 255).mean() > 0.3:
-        flags.append("over 30 % of the non-air voxels are at the top of the window: unusual intensities")
+    flags += intensity_flags(profile if profile is not None else intensity_profile(scan.image))
     return flags
 
 
@@ -802,10 +844,14 @@ def predict(
     if "modality" in scan.source:
         warnings.append(f"the series' Modality is {scan.source['modality']}: the user vouches that it is CT in HU")
     check_field(scan, input)
+    why = not_a_head(scan.image, scan.spacing_mm, (scan.dicom_geometry or {}).get("body_part"))
+    if why:
+        raise InputError(input, why)
     probs, mask = segment(model.forward, scan.image, con, batch_size=batch_size, tta=tta, progress=progress, crop=crop)
     bleeds = label_bleeds(mask)  # labelled once for the confidence, the bleed geometry and ABC/2
     conf = confidence(probs, con, bleeds=bleeds, images=scan.image)
-    qc = input_qc(scan)
+    profile = intensity_profile(scan.image, con.window_level, con.window_width)
+    qc = input_qc(scan, profile=profile)
     area_px = mask.reshape(mask.shape[0], -1).sum(1)
     extents = scan.slice_extents_mm
     known = scan.spacing_mm is not None and (scan.thickness_mm is not None or extents is not None)
@@ -832,6 +878,7 @@ def predict(
         "warnings": warnings,
         "confidence": conf,
         "input_qc": qc,
+        "intensity": profile,
         "patient_key": (scan.dicom_geometry or {}).get("patient_key"),
         "bleeds": bleed_geometry(mask, scan, bleeds),
         "threshold": con.threshold,
@@ -873,6 +920,11 @@ def predict(
             report["volume_status"] = NO_BLEED_FOUND
     else:
         report["finding"] = f"{bleeds[1]} bleed(s) found by this model"
+    cut = coverage_cut(mask, scan.slice_names)
+    report["coverage"] = cut
+    if cut and report["volume_ml"] is not None:  # the bleed goes on beyond what was scanned
+        report["volume_status"] = LOWER_BOUND
+        warnings.append(f"the volume is a lower bound: {cut['reason']}")
     if gaps:
         report["volume_ml"], report["abc2"] = None, None
         shown = ", ".join(map(str, gaps[:8])) + (" ..." if len(gaps) > 8 else "")

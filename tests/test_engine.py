@@ -184,3 +184,20 @@ def test_intracranial_rule_drops_scalp_predictions_and_keeps_bleeds_against_the_
     region = intracranial_region(images, c)
     assert region[1].all() and not region[0][0, 0] and region[0][64, 64]
     assert np.array_equal(candidates(probs, c, images), (probs > 0.5) & region)
+
+
+def test_confidence_is_read_before_the_bleed_rules() -> None:
+    """A bleed the rules keep at the threshold only (too small at 0.7, merged into a dim
+    region at 0.3 whose mean HU fails the rule) is unsure: the spread is read on the
+    probability map, not on each threshold's rule-filtered mask (issue 27, item 9)."""
+    from hemato.engine import confidence
+
+    probs = np.zeros((3, 64, 64), np.float32)
+    images = np.full((3, 64, 64), 128, np.uint8)  # ~40 HU: brain
+    probs[1, 20:40, 20:40] = 0.6  # the bleed: bright, p just over 0.5
+    images[1, 20:40, 20:40] = 200  # ~74 HU
+    probs[1, 10:50, 10:50] = np.where(probs[1, 10:50, 10:50] > 0, 0.6, 0.4)  # a dim halo at 0.4
+    con = Contract(input_size=64, min_component_px=100, min_component_hu=55.0)
+    c = confidence(probs, con, images=images)
+    assert c["voxels_at"] == {"0.3": 1600, "0.5": 400, "0.7": 0}
+    assert c["unsure"] and c["relative_spread"] == pytest.approx(4.0)

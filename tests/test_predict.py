@@ -59,6 +59,7 @@ def checkpoint(tmp_path_factory) -> Path:
             "data.test_fraction=0.2",
             "data.val_fraction=0.25",
             "trainer.max_epochs=1",
+            "trainer.precision=32-true",  # not the timed auto choice: the same weights under any load
             "model.base_channels=4",
             "trainer.enable_progress_bar=false",
             f"paths.runs_dir={tmp}/runs",
@@ -87,12 +88,14 @@ def one_patient(tmp_path: Path) -> Path:
 
 
 def _head(hu_inside: np.ndarray) -> np.ndarray:
-    """Put air (-1000 HU) around a synthetic volume, as a real head CT has."""
+    """Put a skull (1000 HU) and air (-1000 HU) around a synthetic volume, as a real head
+    CT has (predict refuses a scan without a skull)."""
     z, h, w = hu_inside.shape
     yy, xx = np.mgrid[:h, :w]
-    outside = (yy - h / 2) ** 2 + (xx - w / 2) ** 2 > (0.48 * min(h, w)) ** 2
+    r2 = (yy - h / 2) ** 2 + (xx - w / 2) ** 2
     out = hu_inside.copy()
-    out[:, outside] = -1000.0
+    out[:, r2 > (0.44 * min(h, w)) ** 2] = 1000.0
+    out[:, r2 > (0.48 * min(h, w)) ** 2] = -1000.0
     return out
 
 

@@ -177,3 +177,90 @@ def test_secondary_capture_needs_assume_ct_and_then_measures(tmp_path: Path) -> 
     write_dicom_series(tmp_path / "mr", hu, spacing=(0.45, 0.45), modality="MR", with_ipp=False)
     with pytest.raises(InputError, match="Modality is MR, not CT"):  # a flag for captures, not for MR
         run(tmp_path / "mr", tmp_path / "o4", thickness=5.0, assume_ct=True)
+
+
+# ------------------------------------------------------------------ item 4: coverage
+def test_a_bleed_cut_by_the_scan_is_a_lower_bound(tmp_path: Path) -> None:
+    hu, truth = head(8, (slice(0, 3), slice(20, 30), slice(22, 36)))  # bleed on the first slice
+    write_nifti(tmp_path / "cut.nii.gz", hu, spacing=SP, thickness=5.0)
+    r = run(tmp_path / "cut.nii.gz", tmp_path / "o1")
+    assert r["volume_status"] == "lower_bound" and r["volume_ml"] == pytest.approx(ml(truth.sum()))
+    assert r["coverage"]["slices"] == ["0"] and r["coverage"]["edges"] == []
+    assert any(w.startswith("the volume is a lower bound: a bleed reaches the scan's first slice") for w in r["warnings"])
+    assert "Status: lower_bound" in (tmp_path / "o1" / "report.html").read_text()
+    # the same bleed one slice further in: measured, ok
+    hu, truth = head(8, (slice(1, 4), slice(20, 30), slice(22, 36)))
+    write_nifti(tmp_path / "in.nii.gz", hu, spacing=SP, thickness=5.0)
+    r = run(tmp_path / "in.nii.gz", tmp_path / "o2")
+    assert r["volume_status"] == "ok" and r["coverage"] is None
+
+
+def test_a_bleed_cut_by_the_field_of_view_is_a_lower_bound(tmp_path: Path) -> None:
+    hu, truth = head(6, (slice(1, 4), slice(26, 34), slice(50, 58)))  # a bleed at the head's right side
+    # a field of view 8 pixels off to the left: it cuts the head (and the bleed) on the right
+    shifted = np.full_like(hu, -1000.0)
+    shifted[:, :, 8:] = hu[:, :, :-8]
+    write_nifti(tmp_path / "fov.nii.gz", shifted, spacing=SP, thickness=5.0)
+    r = run(tmp_path / "fov.nii.gz", tmp_path / "o")
+    assert r["volume_status"] == "lower_bound" and r["coverage"]["edges"] == ["right"]
+    assert r["volume_ml"] == pytest.approx(ml(truth[:, :, :-8].sum()))  # what the frame holds of it
+
+
+# ------------------------------------------------------------------ item 6: body part
+def abdomen_hu(z: int = 8) -> np.ndarray:
+    """(Z, 128, 128) HU of an abdomen-like section at 3 mm pixels (38 x 29 cm): fat, soft
+    tissue and organs, a vertebra, no skull; a 'bleed-bright' organ (60 HU)."""
+    yy, xx = np.mgrid[:128, :128]
+    hu = np.full((z, 128, 128), -1000.0)
+    body = ((yy - 64) / 48) ** 2 + ((xx - 64) / 63) ** 2 < 1
+    hu[:, body] = -100.0  # fat
+    hu[:, ((yy - 64) / 40) ** 2 + ((xx - 64) / 55) ** 2 < 1] = 40.0  # muscle and organs
+    hu[:, ((yy - 55) / 12) ** 2 + ((xx - 40) / 15) ** 2 < 1] = 60.0  # liver-bright organ
+    hu[:, ((yy - 92) / 7) ** 2 + ((xx - 64) / 7) ** 2 < 1] = 700.0  # vertebral body
+    return hu
+
+
+def test_a_scan_without_a_head_is_refused(tmp_path: Path) -> None:
+    write_nifti(tmp_path / "abdomen.nii.gz", abdomen_hu(), spacing=(3.0, 3.0), thickness=5.0)
+    with pytest.raises(InputError, match="larger than a head: not a head CT"):
+        run(tmp_path / "abdomen.nii.gz", tmp_path / "o1")
+    # without a pixel size (slices): the missing skull says it
+    from hemato.data.readers.nifti import window_hu
+    from tests.data.files import write_png
+
+    for k, s in enumerate(abdomen_hu(6)):
+        write_png(tmp_path / "png" / f"slice_{k:02d}.png", window_hu(s))
+    with pytest.raises(InputError, match="no skull around the middle slices"):
+        run(tmp_path / "png", tmp_path / "o2")
+
+
+def test_every_real_head_passes_the_head_check() -> None:
+    """The sample's real heads (patients 078, 080, 081) are heads (its 650 px exports at the
+    pixel size of ct-ich's assumed 0.45 mm at 512 px)."""
+    from hemato.data.readers.nifti import window_hu
+    from hemato.scan_checks import not_a_head
+
+    for pid in ("078", "080", "081"):
+        img = window_hu(sample_hu(pid)).astype(np.uint8)
+        px = 0.45 * 512 / img.shape[-1]
+        assert not_a_head(img, (px, px)) is None, pid
+
+
+def test_body_part_other_than_head_is_refused(tmp_path: Path) -> None:
+    import pydicom
+
+    from tests.data.files import write_dicom_series
+
+    hu, truth = head()
+    files = write_dicom_series(tmp_path / "chest", hu, spacing=SP)
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.BodyPartExamined = "CHEST"
+        ds.save_as(f)
+    with pytest.raises(InputError, match="BodyPartExamined is CHEST: hemato measures head CT only"):
+        run(tmp_path / "chest", tmp_path / "o")
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.BodyPartExamined = "HEAD"
+        ds.save_as(f)
+    assert run(tmp_path / "chest", tmp_path / "o2")["volume_ml"] == pytest.approx(ml(truth.sum()))

@@ -262,7 +262,7 @@ def read_dicom_series(
     None, positions (Z,) mm along the normal)``, sorted along the slice normal; with
     ``with_geometry`` also a dict: ``orientation`` (6 floats), ``origin`` and ``last``
     (first/last ImagePositionPatient, LPS mm), ``slice_extents_mm`` (Z,), ``uniform``,
-    ``series_uid``, ``modality``, ``order`` ("ImagePositionPatient" or "InstanceNumber"),
+    ``series_uid``, ``modality``, ``body_part`` (BodyPartExamined, upper case, or None), ``order`` ("ImagePositionPatient" or "InstanceNumber"),
     ``skipped`` (files not used, with why), ``datasets`` (the used pydicom datasets, in
     slice order: for a DICOM SEG that references them), ``frames`` (for a multi-frame image,
     the 1-based frame number of each slice; else None). ``assume_ct``: read secondary
@@ -369,6 +369,7 @@ def read_dicom_series(
     geo: dict[str, Any] = {
         "series_uid": group[0].series,
         "modality": modality,
+        "body_part": str(getattr(group[0].ds, "BodyPartExamined", "") or "").strip().upper() or None,
         "skipped": skipped,
         # a salted-free hash: equal for two scans of one patient, the ID itself never leaves
         "patient_key": hashlib.sha256(pid.encode()).hexdigest()[:16] if pid else None,
