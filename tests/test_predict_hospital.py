@@ -264,3 +264,21 @@ def test_body_part_other_than_head_is_refused(tmp_path: Path) -> None:
         ds.BodyPartExamined = "HEAD"
         ds.save_as(f)
     assert run(tmp_path / "chest", tmp_path / "o2")["volume_ml"] == pytest.approx(ml(truth.sum()))
+
+
+# ------------------------------------------------------------------ items 2 and 8: noise, intensity notes
+def test_noise_is_estimated_and_flagged_and_plain_scans_are_not(tmp_path: Path) -> None:
+    hu = sample_hu("081")
+    write_nifti(tmp_path / "plain.nii.gz", hu, spacing=(0.354, 0.354), thickness=5.0)
+    plain = run(tmp_path / "plain.nii.gz", tmp_path / "o1")
+    assert plain["intensity"]["noise_hu"] < 4.0 and 25 <= plain["intensity"]["brain_median_hu"] <= 45
+    assert not [q for q in plain["input_qc"] if "noise" in q or "window" in q or "median" in q]
+    noisy = hu + np.random.default_rng(0).normal(0, 10, hu.shape) * (hu > -1000)
+    write_nifti(tmp_path / "noisy.nii.gz", noisy, spacing=(0.354, 0.354), thickness=5.0)
+    r = run(tmp_path / "noisy.nii.gz", tmp_path / "o2")
+    assert r["intensity"]["noise_hu"] > 6.0
+    assert any(q.startswith("image noise ~") and "above the training scans' 1.0-2.7 HU" in q for q in r["input_qc"])
+    shifted = np.where(hu > -1000, hu + 30, hu)  # a calibration offset of 30 HU
+    write_nifti(tmp_path / "offset.nii.gz", shifted, spacing=(0.354, 0.354), thickness=5.0)
+    r = run(tmp_path / "offset.nii.gz", tmp_path / "o3")
+    assert any(q.startswith("the brain's median is") and "not HU" in q for q in r["input_qc"])
