@@ -31,14 +31,16 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-import pandas as pd
 import torch
 
 import hemato
+
+if TYPE_CHECKING:  # pandas only for cohorts: a single prediction does not pay its import
+    import pandas as pd
 from hemato.data.readers.dicom import nifti_affine
 from hemato.data.readers.errors import InputError
 from hemato.data.readers.images import IMAGE_SUFFIXES, read_slice
@@ -569,6 +571,16 @@ def read_scan(
 
 
 # ------------------------------------------------------------------------------ report
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rows (same keys) -> a CSV with a header; None is an empty cell."""
+    import csv
+
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
 def _overlay(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
     rgb = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     cnts, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
@@ -716,6 +728,8 @@ def predict_cohort(
     ``output/summary.csv`` (one row per scan: status ok / error with its one-line message /
     done before). A scan whose report exists for the same input (fingerprint) is not redone,
     so an interrupted batch resumes. Folder names are pseudonymised unless ``keep_names``."""
+    import pandas as pd
+
     src, out = Path(input_dir), Path(output)
     if not src.is_dir():
         raise InputError(src, "--input-dir must be a folder of scans")
@@ -958,9 +972,7 @@ def predict(
             (tmp / "mask").mkdir()
             for k, name in enumerate(scan.slice_names):
                 cv2.imwrite(str(tmp / "mask" / f"{name}.png"), mask[k].astype(np.uint8) * 255)
-        import pandas as pd
-
-        pd.DataFrame(slices).to_csv(tmp / "slices.csv", index=False)
+        _write_csv(tmp / "slices.csv", slices)
         a = report["abc2"] or {}
         row = {
             "patient": report["patient"],
@@ -982,7 +994,7 @@ def predict(
             "checkpoint_sha256": model.identity["sha256"],
             "hemato_version": hemato.__version__,
         }
-        pd.DataFrame([row]).to_csv(tmp / "report.csv", index=False)
+        _write_csv(tmp / "report.csv", [row])
         report["slices"] = slices
         (tmp / "report.json").write_text(json.dumps(report, indent=2))
         from hemato.report.scan_page import render_scan_page

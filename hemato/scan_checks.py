@@ -24,7 +24,18 @@ MIN_SKULL_HULL = 0.5  # share of the outline inside the bone's convex hull; ct-i
 MAX_HEAD_AREA_CM2 = 450.0  # an adult head's largest axial section is ~250 cm2; a torso's > 600
 HEAD_PARTS = ("HEAD", "BRAIN", "SKULL", "CRANIUM", "NEURO", "HEADNECK")
 OUTLINE_MIN = 16  # windowed value (~ -12 HU) above which a pixel is body: clear of compression noise in air
-CHECK_SIDE = 256  # slices are judged at this size (pixels), for speed
+CHECK_SIDE = 128  # slices are judged at this size (pixels), for speed
+
+
+HEAD_SLICES = 8  # middle slices judged by not_a_head
+PROFILE_SLICES = 6  # middle slices measured by intensity_profile (native resolution)
+
+
+def middle_slices(image: np.ndarray, n: int) -> np.ndarray:
+    """Up to ``n`` slices spread evenly over the middle third of a (Z, H, W) stack."""
+    z = image.shape[0]
+    lo, hi = z // 3, max(z // 3 + 1, 2 * z // 3)
+    return image[np.unique(np.linspace(lo, hi - 1, min(n, hi - lo)).round().astype(int))]
 
 
 def _outline(img: np.ndarray) -> np.ndarray:
@@ -57,11 +68,10 @@ def not_a_head(image: np.ndarray, spacing_mm: tuple[float, float] | None, body_p
     if body_part and not any(p in body_part.replace(" ", "").replace("_", "") for p in HEAD_PARTS):
         return f"BodyPartExamined is {body_part}: hemato measures head CT only"
     z, h, w = image.shape
-    mid = range(z // 3, max(z // 3 + 1, 2 * z // 3))
     scale = CHECK_SIDE / max(h, w)
     cover, area = 0.0, 0.0
-    for k in mid:
-        img = cv2.resize(image[k], (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    for sl in middle_slices(image, HEAD_SLICES):
+        img = cv2.resize(sl, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
         cover = max(cover, skull_cover(img))
         if spacing_mm is not None:
             area = max(area, _outline(img).sum() * spacing_mm[0] * spacing_mm[1] / scale**2 / 100.0)
@@ -87,8 +97,7 @@ def intensity_profile(image: np.ndarray, level: float = 40.0, width: float = 120
     cavity is found."""
     from hemato.inference import intracranial_mask
 
-    z = image.shape[0]
-    mid = image[z // 3 : max(z // 3 + 1, 2 * z // 3)]
+    mid = middle_slices(image, PROFILE_SLICES)
     lo_hu = level - width / 2
     to_level = lambda hu: (hu - lo_hu) / width * 255.0  # noqa: E731
     head = mid > OUTLINE_MIN
@@ -120,7 +129,7 @@ def intensity_profile(image: np.ndarray, level: float = 40.0, width: float = 120
 
 
 # the 60 ct-ich patients, measured by intensity_profile (reports/ctich/intensity_profile.csv):
-# brain median 30.8-39.8 HU, top share 0.13-0.29, noise 0.97-2.67 HU (5 / 10 / 20 HU of added
+# brain median 30.8-39.8 HU, top share 0.13-0.30, noise 0.98-2.64 HU (5 / 10 / 20 HU of added
 # white noise read 5.0 / 8.2 / 10.7: the brain-range band truncates large noise)
 BRAIN_HU_RANGE = (25.0, 45.0)
 MAX_TOP_SHARE = 0.45
@@ -140,11 +149,11 @@ def intensity_flags(profile: dict[str, float | None]) -> list[str]:
     if top is not None and top > MAX_TOP_SHARE:
         flags.append(
             f"{100 * top:.0f} % of the head's voxels are at the top of the window (bone or brighter; the training scans: "
-            f"at most 29 %): unusually many bright voxels"
+            f"at most 30 %): unusually many bright voxels"
         )
     if noise is not None and noise > MAX_NOISE_HU:
         flags.append(
-            f"image noise ~{noise:.1f} HU in the brain, above the training scans' 1.0-2.7 HU (same estimate): a sharp "
+            f"image noise ~{noise:.1f} HU in the brain, above the training scans' 1.0-2.6 HU (same estimate): a sharp "
             "kernel, thin slices or a low dose; the model's volume may change with noise"
         )
     return flags

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hemato.report.collect import collect
-from hemato.report.tables import MODEL_ORDER, build_tables, pick_runs
 from hemato.rundir import write_atomic
 
 __all__ = ["build_report"]
@@ -72,6 +70,11 @@ def build_report(run_paths: list[str | Path], out_dir: str | Path, wandb: bool =
     """
     from hemato.report import figures
     from hemato.report.html import render
+
+    # imported here, not at the top: importing hemato.report.scan_page (every prediction's
+    # report.html) runs this package's __init__, and the tables pull in scipy.stats (~1 s)
+    from hemato.report.collect import collect
+    from hemato.report.tables import MODEL_ORDER, build_tables, pick_runs
 
     runs, unfinished = collect(run_paths)
     if not runs:
