@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from hemato.inference import Forward, intracranial_mask, predict_probabilities
+from hemato.inference import Forward, find_head, intracranial_mask, predict_probabilities
 
 ORIENTATIONS = ("any", "radiological", "ctich")
 
@@ -57,6 +57,12 @@ class Contract:
             ``INTRACRANIAL_MARGIN`` network-grid pixels so bleeds against the inner table are
             kept); slices without a closed skull ring (skull base, vertex) are left as
             predicted. Scalp swellings and bone edges are not intracranial bleeds.
+        field_mm: the physical side (mm) of the training slices' square field, e.g. 230.4
+            for ct-ich's 512 px at an assumed 0.45 mm. With it, a scan whose pixel spacing is
+            known is first cut or padded (with air, never resampled) to a square field of this
+            size around the head (:func:`reframe`), so the network sees every head at the
+            size it was trained at, whatever the scanner's field of view; ``None`` (or an
+            unknown spacing): the whole slice is resized to ``input_size``, as in training.
     """
 
     input_size: int
@@ -72,10 +78,13 @@ class Contract:
     min_component_peak: float = 0.0
     min_component_hu: float | None = None
     intracranial: bool = False
+    field_mm: float | None = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.input_size, int) and self.input_size > 0 and self.input_size % 32 == 0):
             raise ValueError(f"input_size must be a positive multiple of 32, got {self.input_size!r}")
+        if self.field_mm is not None and not self.field_mm > 0:
+            raise ValueError(f"field_mm must be positive mm or None, got {self.field_mm!r}")
         if not 0 < self.threshold < 1:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
         if self.window_width <= 0:
@@ -92,9 +101,12 @@ class Contract:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def grid_scale(self, h: int, w: int) -> float:
-        """Network-grid pixels per native pixel of an (H, W) slice: the unit of
-        ``min_component_px``."""
+    def grid_scale(self, h: int, w: int, spacing_mm: tuple[float, float] | None = None) -> float:
+        """Network-grid pixels per native pixel of an (H, W) slice (of ``spacing_mm`` row,
+        col, when known): the unit of ``min_component_px``. With ``field_mm`` and a known
+        spacing, a native pixel is ``input_size * spacing / field_mm`` network pixels each way."""
+        if self.field_mm is not None and spacing_mm is not None:
+            return (self.input_size * spacing_mm[0] / self.field_mm) * (self.input_size * spacing_mm[1] / self.field_mm)
         return (self.input_size / h) * (self.input_size / w)
 
     @classmethod
@@ -143,15 +155,17 @@ def component_features(
     contract: Contract,
     probs: np.ndarray | None = None,
     images: np.ndarray | None = None,
+    spacing_mm: tuple[float, float] | None = None,
 ) -> dict[str, np.ndarray]:
     """Per 3D component 1..n of ``labels`` ((Z, H, W), from :func:`label_bleeds`), arrays of
     length n: ``voxels`` (native) and ``grid_px`` (network-grid pixels); with ``probs``
     ((Z, H, W)) ``peak``, their highest value; with ``images`` (windowed uint8, (Z, H, W))
-    ``mean_hu``, their mean through the contract's window. What the component rules and
-    ``hemato.cv calibrate`` judge a component by."""
+    ``mean_hu``, their mean through the contract's window (``spacing_mm``: the scan's pixel
+    spacing, for :meth:`Contract.grid_scale`). What the component rules and ``hemato.cv
+    calibrate`` judge a component by."""
     idx = np.arange(1, n + 1)
     vox = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-    out = {"voxels": vox, "grid_px": vox * contract.grid_scale(*labels.shape[-2:])}
+    out = {"voxels": vox, "grid_px": vox * contract.grid_scale(*labels.shape[-2:], spacing_mm)}
     if probs is not None:
         out["peak"] = np.asarray(ndimage.maximum(probs, labels, idx), float).reshape(n)
     if images is not None:
@@ -159,7 +173,13 @@ def component_features(
     return out
 
 
-def filter_components(mask: np.ndarray, probs: np.ndarray, images: np.ndarray | None, contract: Contract) -> np.ndarray:
+def filter_components(
+    mask: np.ndarray,
+    probs: np.ndarray,
+    images: np.ndarray | None,
+    contract: Contract,
+    spacing_mm: tuple[float, float] | None = None,
+) -> np.ndarray:
     """The contract's component rules on a (Z, H, W) bool mask: 3D components (26-connected)
     are dropped when smaller than ``min_component_px`` network-grid pixels, when their
     highest probability (``probs``, (Z, H, W)) is below ``min_component_peak``, or when the
@@ -172,7 +192,7 @@ def filter_components(mask: np.ndarray, probs: np.ndarray, images: np.ndarray | 
     if use_hu and (images is None or images.shape != mask.shape):
         raise ValueError("the contract's min_component_hu needs the windowed images the mask was predicted from")
     labels, n = label_bleeds(mask)
-    f = component_features(labels, n, contract, probs if use_peak else None, images if use_hu else None)
+    f = component_features(labels, n, contract, probs if use_peak else None, images if use_hu else None, spacing_mm)
     keep = np.zeros(n + 1, bool)
     keep[1:] = f["grid_px"] >= contract.min_component_px
     if use_peak:
@@ -185,12 +205,14 @@ def filter_components(mask: np.ndarray, probs: np.ndarray, images: np.ndarray | 
 INTRACRANIAL_MARGIN = 2  # network-grid pixels the cavity is widened by (contract.intracranial)
 
 
-def intracranial_region(images: np.ndarray, contract: Contract) -> np.ndarray:
+def intracranial_region(
+    images: np.ndarray, contract: Contract, spacing_mm: tuple[float, float] | None = None
+) -> np.ndarray:
     """(Z, H, W) bool: where the contract's ``intracranial`` rule lets a bleed be: each
     slice's cavity widened by :data:`INTRACRANIAL_MARGIN` network-grid pixels, or the whole
     slice when it has no closed skull ring."""
     z, h, w = images.shape
-    r = max(1, round(INTRACRANIAL_MARGIN * max(h, w) / contract.input_size))
+    r = max(1, round(INTRACRANIAL_MARGIN / np.sqrt(contract.grid_scale(h, w, spacing_mm))))
     disk = np.hypot(*np.mgrid[-r : r + 1, -r : r + 1]) <= r
     out = np.ones((z, h, w), bool)
     for k in range(z):
@@ -200,7 +222,12 @@ def intracranial_region(images: np.ndarray, contract: Contract) -> np.ndarray:
     return out
 
 
-def candidates(probs: np.ndarray, contract: Contract, images: np.ndarray | None = None) -> np.ndarray:
+def candidates(
+    probs: np.ndarray,
+    contract: Contract,
+    images: np.ndarray | None = None,
+    spacing_mm: tuple[float, float] | None = None,
+) -> np.ndarray:
     """(Z, H, W) bool: ``probs`` above the threshold, within the ``intracranial`` region when
     the contract sets it (``images``: the windowed uint8 slices): what the component rules
     judge."""
@@ -208,15 +235,73 @@ def candidates(probs: np.ndarray, contract: Contract, images: np.ndarray | None 
     if contract.intracranial and mask.any():
         if images is None or images.shape != mask.shape:
             raise ValueError("the contract's intracranial rule needs the windowed images the mask was predicted from")
-        mask &= intracranial_region(images, contract)
+        mask &= intracranial_region(images, contract, spacing_mm)
     return mask
 
 
-def postprocess(probs: np.ndarray, contract: Contract, images: np.ndarray | None = None) -> np.ndarray:
+def postprocess(
+    probs: np.ndarray,
+    contract: Contract,
+    images: np.ndarray | None = None,
+    spacing_mm: tuple[float, float] | None = None,
+) -> np.ndarray:
     """(Z, H, W) probabilities -> the contract's mask: :func:`candidates`, then
     :func:`filter_components` (``images``, the windowed uint8 slices, are needed when the
     contract sets ``min_component_hu`` or ``intracranial``)."""
-    return filter_components(candidates(probs, contract, images), probs, images, contract)
+    return filter_components(candidates(probs, contract, images, spacing_mm), probs, images, contract, spacing_mm)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Where a square field cut from (or padded around) a scan's slices lies: scan rows and
+    columns ``src`` = (y0, y1, x0, x1) are the frame's rows and columns from ``dst`` = (fy, fx);
+    ``shape`` is the scan's (H, W), ``size`` the frame's (h, w) (native pixels)."""
+
+    shape: tuple[int, int]
+    size: tuple[int, int]
+    src: tuple[int, int, int, int]
+    dst: tuple[int, int]
+
+    def cut(self, images: np.ndarray) -> np.ndarray:
+        """(Z, H, W) scan -> (Z, h, w) frame; outside the scan the frame is 0 (air in any window)."""
+        y0, y1, x0, x1 = self.src
+        fy, fx = self.dst
+        out = np.zeros((images.shape[0], *self.size), images.dtype)
+        out[:, fy : fy + y1 - y0, fx : fx + x1 - x0] = images[:, y0:y1, x0:x1]
+        return out
+
+    def back(self, frame: np.ndarray) -> np.ndarray:
+        """(Z, h, w) frame -> (Z, H, W) on the scan's grid; 0 where the frame did not reach."""
+        y0, y1, x0, x1 = self.src
+        fy, fx = self.dst
+        out = np.zeros((frame.shape[0], *self.shape), frame.dtype)
+        out[:, y0:y1, x0:x1] = frame[:, fy : fy + y1 - y0, fx : fx + x1 - x0]
+        return out
+
+
+FRAME_MARGIN_MM = 10.0  # the field is widened past field_mm when the head (plus this) would not fit
+
+
+def reframe(images: np.ndarray, spacing_mm: tuple[float, float] | None, contract: Contract) -> Frame | None:
+    """The square field of ``contract.field_mm`` around the head of (Z, H, W) windowed slices
+    of ``spacing_mm`` (row, col): cut where the scan's field of view is larger, padded with
+    air where it is smaller, so the head reaches the network at its training size. None when
+    the contract has no ``field_mm``, the spacing is unknown or no slice holds head. A head
+    larger than the field (plus :data:`FRAME_MARGIN_MM`) widens it rather than being cut."""
+    if contract.field_mm is None or spacing_mm is None:
+        return None
+    box = find_head(images)
+    if box is None:
+        return None
+    h, w = images.shape[1:]
+    side = max(contract.field_mm, (box.y1 - box.y0) * spacing_mm[0] + 2 * FRAME_MARGIN_MM,
+               (box.x1 - box.x0) * spacing_mm[1] + 2 * FRAME_MARGIN_MM)  # fmt: skip
+    fh, fw = round(side / spacing_mm[0]), round(side / spacing_mm[1])
+    cy, cx = (box.y0 + box.y1) // 2, (box.x0 + box.x1) // 2
+    ty, tx = cy - fh // 2, cx - fw // 2  # the frame's top-left corner in scan pixels (may be < 0)
+    y0, x0 = max(ty, 0), max(tx, 0)
+    y1, x1 = min(ty + fh, h), min(tx + fw, w)
+    return Frame((h, w), (fh, fw), (y0, y1, x0, x1), (y0 - ty, x0 - tx))
 
 
 def segment(
@@ -229,19 +314,24 @@ def segment(
     crop: bool | None = None,
     channels_last: bool = False,
     fold_bn: bool = False,
+    spacing_mm: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Windowed uint8 slices (Z, H, W) -> (probabilities float32, mask bool), both (Z, H, W).
 
     ``net`` is a torch network or a :data:`Forward`; ``crop`` defaults to the contract's
     (and is off for a fixed-size forward such as ONNX, which cannot take a cropped grid).
+    ``spacing_mm`` (row, col): the scan's pixel spacing; with the contract's ``field_mm``
+    the network sees the :func:`reframe` field, and the component rules count network
+    pixels at that scale.
     """
+    frame = reframe(images, spacing_mm, contract)
     if crop is None:
         crop = contract.crop_to_head
     if crop and not hasattr(net, "parameters") and getattr(net, "size_divisor", None) is None:
         crop = False
     probs = predict_probabilities(
         net,
-        images,
+        images if frame is None else frame.cut(images),
         contract.input_size,
         batch_size=batch_size,
         tta=tta or contract.tta,
@@ -251,7 +341,9 @@ def segment(
         fold_bn=fold_bn,
         context=contract.context,
     )
-    return probs, postprocess(probs, contract, images)
+    if frame is not None:
+        probs = frame.back(probs)
+    return probs, postprocess(probs, contract, images, spacing_mm)
 
 
 UNSURE_SPREAD = 0.5  # a scan is "unsure" when its volume at thresholds 0.3 and 0.7 differs by more than this x its volume at the contract's threshold
@@ -265,6 +357,7 @@ def confidence(
     spread: float = UNSURE_SPREAD,
     bleeds: tuple[np.ndarray, int] | None = None,
     images: np.ndarray | None = None,
+    spacing_mm: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """How much the counted bleeds depend on the threshold, on the probability map itself:
     ``n_mid`` = the mask's voxels (the contract's threshold and bleed rules); ``n_low`` =
@@ -277,15 +370,15 @@ def confidence(
     :func:`label_bleeds` of it, if already computed): its voxels and mean probability.
     ``images``: the windowed slices, needed when the contract sets ``min_component_hu``
     or ``intracranial``."""
-    mid = postprocess(probs, contract, images)
+    mid = postprocess(probs, contract, images, spacing_mm)
     n_mid = int(mid.sum())
     low_con = Contract.from_dict({**contract.as_dict(), "threshold": low})
     if n_mid:
-        lab_low, _ = label_bleeds(candidates(probs, low_con, images))
+        lab_low, _ = label_bleeds(candidates(probs, low_con, images, spacing_mm))
         held = np.unique(lab_low[mid & (lab_low > 0)])
         n_low = int(np.isin(lab_low, held).sum())
     else:
-        n_low = int(postprocess(probs, low_con, images).sum())
+        n_low = int(postprocess(probs, low_con, images, spacing_mm).sum())
     n_high = int((mid & (probs > high)).sum())
     rel = (n_low - n_high) / n_mid if n_mid else (float("inf") if n_low else 0.0)
     labels, k = bleeds if bleeds is not None else label_bleeds(mid)

@@ -610,11 +610,11 @@ def detection_limit(
     where the spacings are known), and the candidate 3D regions (``probs`` above the
     threshold, (Z, H, W)) that its component rules left out of ``mask`` (``n_kept`` bleeds):
     how many, their voxels together and the largest one's (and ml where known)."""
-    vox = int(np.ceil(con.min_component_px / con.grid_scale(*probs.shape[-2:])))
+    vox = int(np.ceil(con.min_component_px / con.grid_scale(*probs.shape[-2:], scan.spacing_mm)))
     vox_ml = None
     if scan.spacing_mm is not None and scan.thickness_mm is not None:
         vox_ml = scan.spacing_mm[0] * scan.spacing_mm[1] * scan.thickness_mm / 1000.0
-    labels, n_raw = label_bleeds(candidates(probs, con, scan.image))
+    labels, n_raw = label_bleeds(candidates(probs, con, scan.image, scan.spacing_mm))
     dropped = labels[(labels > 0) & ~mask]
     sizes = np.bincount(dropped)[1:] if dropped.size else np.zeros(0, int)
     sizes = sizes[sizes > 0]
@@ -861,9 +861,11 @@ def predict(
     why = not_a_head(scan.image, scan.spacing_mm, (scan.dicom_geometry or {}).get("body_part"))
     if why:
         raise InputError(input, why)
-    probs, mask = segment(model.forward, scan.image, con, batch_size=batch_size, tta=tta, progress=progress, crop=crop)
+    probs, mask = segment(
+        model.forward, scan.image, con, batch_size=batch_size, tta=tta, progress=progress, crop=crop, spacing_mm=scan.spacing_mm
+    )
     bleeds = label_bleeds(mask)  # labelled once for the confidence, the bleed geometry and ABC/2
-    conf = confidence(probs, con, bleeds=bleeds, images=scan.image)
+    conf = confidence(probs, con, bleeds=bleeds, images=scan.image, spacing_mm=scan.spacing_mm)
     profile = intensity_profile(scan.image, con.window_level, con.window_width)
     qc = input_qc(scan, profile=profile)
     area_px = mask.reshape(mask.shape[0], -1).sum(1)

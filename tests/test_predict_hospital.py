@@ -282,3 +282,64 @@ def test_noise_is_estimated_and_flagged_and_plain_scans_are_not(tmp_path: Path) 
     write_nifti(tmp_path / "offset.nii.gz", shifted, spacing=(0.354, 0.354), thickness=5.0)
     r = run(tmp_path / "offset.nii.gz", tmp_path / "o3")
     assert any(q.startswith("the brain's median is") and "not HU" in q for q in r["input_qc"])
+
+
+# ------------------------------------------------------------------ item 3: field of view
+def _at_pixel_size(hu: np.ndarray, src_mm: float, mm: float, side: int = 512) -> np.ndarray:
+    """Slices of ``src_mm`` pixels resampled to ``mm`` pixels on a ``side`` px frame (air
+    around, centred): the same head as scanned with another field of view."""
+    import cv2
+
+    n = round(hu.shape[-1] * src_mm / mm)
+    out = np.full((hu.shape[0], side, side), -1000.0)
+    for k, s in enumerate(hu):
+        r = cv2.resize(s.astype(np.float32), (n, n), interpolation=cv2.INTER_AREA if n < hu.shape[-1] else cv2.INTER_LINEAR)
+        a = (side - n) // 2
+        if a >= 0:
+            out[k, a : a + n, a : a + n] = r
+        else:
+            out[k] = r[-a : -a + side, -a : -a + side]
+    return out
+
+
+def test_the_network_sees_the_head_at_its_training_size_whatever_the_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the contract's field_mm, a real head scanned at 0.4, 0.7 or 1.0 mm pixels reaches
+    the network at the same size (within 2 network pixels); without it, its size follows the
+    scanner's field of view (x 2.5 from 0.4 to 1.0 mm)."""
+    import torch
+
+    seen: list[int] = []
+
+    def probe(x: torch.Tensor) -> torch.Tensor:
+        head = (x[:, x.shape[1] // 2] > 0.05).any(dim=0)  # (h, w): any slice of the batch holds head
+        cols = torch.nonzero(head.any(0)).flatten()
+        seen.append(int(cols[-1] - cols[0] + 1))
+        return _bright_forward(x)
+
+    probe.size_divisor = 32  # type: ignore[attr-defined]
+    src_mm = 0.45 * 512 / 650  # the sample's 650 px exports of ct-ich's (assumed) 0.45 mm at 512
+    from hemato.data.readers.nifti import window_hu
+    from hemato.scan_checks import _outline
+
+    hu = sample_hu("081")[5:9]
+    for k in range(len(hu)):  # the head alone (the export shows the head holder too)
+        hu[k][~_outline(window_hu(hu[k]).astype(np.uint8))] = -1000.0
+    widths = {}
+    for field_mm in (230.4, None):
+        for mm in (0.4, 0.7, 1.0):
+
+            def load(path, device="cpu", channels_last=None, precision="32", f=field_mm):
+                con = Contract(input_size=256, field_mm=f)
+                return P.LoadedModel(probe, 256, {"checkpoint": "x", "sha256": "0" * 64}, None, con)
+
+            monkeypatch.setattr(P, "load_model", load)
+            write_nifti(tmp_path / "s.nii.gz", _at_pixel_size(hu, src_mm, mm), spacing=(mm, mm), thickness=5.0)
+            seen.clear()
+            run(tmp_path / "s.nii.gz", tmp_path / f"o_{field_mm}_{mm}", batch_size=8)
+            widths[(field_mm, mm)] = max(seen)
+    fixed = [widths[(230.4, mm)] for mm in (0.4, 0.7, 1.0)]
+    assert max(fixed) - min(fixed) <= 2, widths
+    free = [widths[(None, mm)] for mm in (0.4, 0.7, 1.0)]
+    assert free[0] / free[2] == pytest.approx(2.5, rel=0.1), widths
