@@ -527,6 +527,17 @@ def read_scan(
             }
             if geo.get("modality") not in (None, "CT"):
                 src["modality"] = f"{geo['modality']} read as CT (--assume-ct)"
+            if geo.get("kernel_kind") == "sharp":
+                raise InputError(
+                    path,
+                    f"series {geo['series_uid']} is a sharp-kernel reconstruction (ConvolutionKernel {geo['kernel']}): "
+                    "the model was trained on soft-tissue (brain) reconstructions and misses bleeds in bone-kernel noise; "
+                    "give the soft-kernel series of this scan",
+                )
+            if geo.get("kernel"):
+                src["kernel"] = f"{geo['kernel']} ({geo['kernel_kind'] or 'unknown kind'})"
+            if geo.get("series_choice"):
+                src["series"] = f"{geo['series_uid']}: {geo['series_choice']}"
             scan = Scan(
                 _to_window(hu, path, level, width, intensity),
                 spacing,

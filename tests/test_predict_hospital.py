@@ -343,3 +343,59 @@ def test_the_network_sees_the_head_at_its_training_size_whatever_the_field(
     assert max(fixed) - min(fixed) <= 2, widths
     free = [widths[(None, mm)] for mm in (0.4, 0.7, 1.0)]
     assert free[0] / free[2] == pytest.approx(2.5, rel=0.1), widths
+
+
+# ------------------------------------------------------------------ item 1: kernels
+def _bone_kernel(hu: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A sharp-kernel look of the same slices: unsharp-masked edges and 25 HU of noise."""
+    from scipy import ndimage
+
+    sharp = hu + 1.5 * (hu - ndimage.gaussian_filter(hu, (0, 1.5, 1.5)))
+    noisy = sharp + np.random.default_rng(seed).normal(0, 25, hu.shape)
+    return np.where(hu > -1000, np.clip(noisy, -1000, 3000), -1000.0)
+
+
+def test_the_soft_kernel_series_is_picked_and_a_bone_kernel_alone_refused(tmp_path: Path) -> None:
+    from tests.data.files import write_dicom_series
+
+    hu = sample_hu("081")
+    soft = {"ConvolutionKernel": "Hr38", "SeriesDescription": "Head 5mm Hr38"}
+    bone = {"ConvolutionKernel": ["H70h", "2"], "SeriesDescription": "Head 5mm bone"}
+    write_dicom_series(tmp_path / "soft", hu, spacing=(0.354, 0.354), series="1.2.3.1", tags=soft)
+    control = run(tmp_path / "soft", tmp_path / "o0")
+    assert control["geometry_source"]["kernel"] == "Hr38 (soft)" and "series" not in control["geometry_source"]
+    # both reconstructions in one folder, as a PACS export sends them
+    write_dicom_series(tmp_path / "both", hu, spacing=(0.354, 0.354), series="1.2.3.1", tags=soft, prefix="S")
+    write_dicom_series(tmp_path / "both", _bone_kernel(hu), spacing=(0.354, 0.354), series="1.2.3.2", tags=bone, prefix="B")
+    r = run(tmp_path / "both", tmp_path / "o1")
+    assert r["volume_ml"] == pytest.approx(control["volume_ml"])
+    assert r["geometry_source"]["series"].startswith("1.2.3.1: a soft-kernel reconstruction preferred to 1.2.3.2")
+    assert "kernel H70h/2" in r["geometry_source"]["series"]
+    # the bone kernel alone: refused, naming the kernel
+    write_dicom_series(tmp_path / "bone", _bone_kernel(hu), spacing=(0.354, 0.354), series="1.2.3.2", tags=bone)
+    with pytest.raises(InputError, match=r"sharp-kernel reconstruction \(ConvolutionKernel H70h/2\).*give the soft-kernel series"):
+        run(tmp_path / "bone", tmp_path / "o2")
+
+
+@pytest.mark.parametrize(
+    "kernel,description,kind",
+    [
+        ("STANDARD", "", "soft"),
+        ("BONEPLUS", "", "sharp"),
+        ("H30s", "", "soft"),
+        ("Hr64", "", "sharp"),
+        ("J70h", "", "sharp"),
+        ("FC23", "", "soft"),
+        ("FC30", "", "sharp"),
+        ("UB", "", "soft"),
+        ("YC", "", "sharp"),
+        ("", "CT HEAD BONE WINDOW", "sharp"),
+        ("", "Brain 5 mm", "soft"),
+        ("H50s", "", None),
+        ("", "", None),
+    ],
+)
+def test_kernel_kinds(kernel: str, description: str, kind: str | None) -> None:
+    from hemato.data.readers.dicom import kernel_kind
+
+    assert kernel_kind(kernel, description) == kind

@@ -26,12 +26,14 @@ def write_dicom_series(
     compress=None,
     prefix="IM",
     intercept=-1024,
+    tags: dict | None = None,
 ) -> list[Path]:
     """(Z, H, W) HU -> one CT file per slice, stored as uint16 with ``intercept``.
 
     ``positions``: z (mm) per slice; ``ipps``: full ImagePositionPatient per slice (tilt);
     ``with_ipp=False``: a secondary capture (no IPP/IOP, InstanceNumber only); ``compress``:
-    a transfer syntax UID to encode with (pydicom's encoders)."""
+    a transfer syntax UID to encode with (pydicom's encoders); ``tags``: more attributes
+    (keyword -> value) for every file, e.g. ConvolutionKernel."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
@@ -64,6 +66,8 @@ def write_dicom_series(
         ds.InstanceNumber = int(k) + 1
         if image_type:
             ds.ImageType = list(image_type)
+        for key, value in (tags or {}).items():
+            setattr(ds, key, value)
         ds.Rows, ds.Columns = hu.shape[1:]
         ds.PixelSpacing = [spacing[0], spacing[1]] if not isinstance(spacing, list) else spacing[k]
         if with_ipp:

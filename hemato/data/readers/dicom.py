@@ -33,6 +33,7 @@ Identifying tags are read by nobody here: only geometry and pixel data leave thi
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,7 +218,67 @@ def _parse_slices(f: Path, ds: Any, assume_ct: bool = False) -> list[_Slice] | s
     return out
 
 
-def _select_series(slices: list[_Slice], folder: Path, series_uid: str | None) -> list[_Slice]:
+_SHARP_WORDS = ("BONE", "SHARP", "LUNG", "EDGE", "DETAIL")
+_SOFT_WORDS = ("SOFT", "STANDARD", "BRAIN", "SMOOTH", "STND")
+_PHILIPS_SHARP = {"D", "E", "L", "YA", "YB", "YC", "YD", "YE", "YF"}
+_PHILIPS_SOFT = {"A", "B", "C", "UA", "UB", "UC", "UD"}
+_NUMBERED = re.compile(r"^([A-Z]{1,2})(\d{2})[A-Z]?$")  # Siemens H30s / Hr38 / J70h / B70f, Canon FC23
+
+
+def kernel_of(ds: Any) -> str:
+    """A dataset's ConvolutionKernel (multi-valued ones joined by '/'), or ''."""
+    k = getattr(ds, "ConvolutionKernel", None)
+    if k is None:
+        return ""
+    return "/".join(str(v) for v in k) if isinstance(k, (list, tuple)) or type(k).__name__ == "MultiValue" else str(k)
+
+
+def kernel_kind(kernel: str, description: str = "") -> str | None:
+    """``"sharp"`` (bone / lung / edge reconstructions), ``"soft"`` (brain / soft tissue)
+    or None (unknown) from a ConvolutionKernel and a SeriesDescription. Vendor conventions:
+    GE words (STANDARD, SOFT, BONE, LUNG, DETAIL, EDGE), Siemens and Canon numbers (H30s, Hr38,
+    J70h, FC23: >= 55 sharp, <= 45 soft; Canon FC >= 30 sharp), Philips letters (UA-UC, A-C
+    soft; D, E, L, Y* sharp). Hand-written: no library classifies kernels."""
+    words = [w for w in re.split(r"[^A-Z0-9]+", f"{kernel} {description}".upper()) if w]
+    if any(w.startswith(_SHARP_WORDS) for w in words):
+        return "sharp"
+    first = (re.split(r"[^A-Za-z0-9]+", kernel.strip()) or [""])[0].upper()
+    m = _NUMBERED.match(first)
+    if m:
+        n = int(m.group(2))
+        if m.group(1) == "FC":
+            return "sharp" if n >= 30 else "soft"
+        return "sharp" if n >= 55 else "soft" if n <= 45 else None
+    if first in _PHILIPS_SHARP:
+        return "sharp"
+    if first in _PHILIPS_SOFT or any(w.startswith(_SOFT_WORDS) for w in words):
+        return "soft"
+    return None
+
+
+def _kind(group: list[_Slice]) -> str | None:
+    ds = group[0].ds
+    return kernel_kind(kernel_of(ds), str(getattr(ds, "SeriesDescription", "") or ""))
+
+
+def _by_kernel(cands: list[list[_Slice]]) -> tuple[list[list[_Slice]], str | None]:
+    """Among several axial series (reconstructions of one scan), those a soft-tissue model
+    should read: sharp kernels dropped while another remains, soft ones preferred to
+    unknown ones; and why, in words (None when the kernels decided nothing)."""
+    kinds = [_kind(g) for g in cands]
+    keep = [g for g, k in zip(cands, kinds) if k != "sharp"] or cands
+    soft = [g for g in keep if _kind(g) == "soft"]
+    keep = soft or keep
+    if len(keep) == len(cands):
+        return cands, None
+    dropped = [g for g in cands if not any(g is k for k in keep)]
+    why = "; ".join(f"{_describe(g)}, kernel {kernel_of(g[0].ds) or 'unknown'}" for g in dropped)
+    return keep, f"a {'soft-kernel' if soft else 'non-sharp'} reconstruction preferred to {why}"
+
+
+def _select_series(slices: list[_Slice], folder: Path, series_uid: str | None) -> tuple[list[_Slice], str | None]:
+    """The series to read, and why it was chosen over others (None: it was the only one,
+    or the user's ``series_uid``)."""
     groups: dict[tuple, list[_Slice]] = {}
     for s in slices:
         key = (s.series, tuple(np.round(s.iop, 3)) if s.iop is not None else None)
@@ -231,22 +292,25 @@ def _select_series(slices: list[_Slice], folder: Path, series_uid: str | None) -
             )
         if len(chosen) > 1:
             raise InputError(folder, f"series {series_uid} mixes image orientations")
-        return chosen[0]
+        return chosen[0], None
     cands = [g for g in groups.values() if not all(s.localizer for s in g)]
     if len(cands) > 1:
         multi = [g for g in cands if len(g) > 1]
         cands = multi or cands
+    why = None
     if len(cands) > 1:
         axial = [g for g in cands if _axial(g)]
         if len(axial) == 1:
             cands = axial
+        elif len(axial) > 1:
+            cands, why = _by_kernel(axial)
     if not cands:
         raise InputError(folder, "only localizer images in the folder")
     if len(cands) > 1:
         raise InputError(
             folder, f"{len(cands)} image series: {'; '.join(_describe(g) for g in cands)}; choose one with --series UID"
         )
-    return cands[0]
+    return cands[0], why
 
 
 def read_dicom_series(
@@ -303,7 +367,7 @@ def read_dicom_series(
             slices.extend(item)
     if not slices:
         raise InputError(folder, f"no DICOM images in the folder ({len(skipped)} other files)")
-    group = _select_series(slices, folder, series_uid)
+    group, chosen_because = _select_series(slices, folder, series_uid)
     if group[0].iop is not None and not _axial(group):
         # hemato's networks segment axial slices: a coronal or sagittal reformat would be
         # segmented in a plane no model was trained on, and its volume reported as if right
@@ -370,6 +434,9 @@ def read_dicom_series(
         "series_uid": group[0].series,
         "modality": modality,
         "body_part": str(getattr(group[0].ds, "BodyPartExamined", "") or "").strip().upper() or None,
+        "kernel": kernel_of(group[0].ds) or None,
+        "kernel_kind": _kind(group),
+        "series_choice": chosen_because,
         "skipped": skipped,
         # a salted-free hash: equal for two scans of one patient, the ID itself never leaves
         "patient_key": hashlib.sha256(pid.encode()).hexdigest()[:16] if pid else None,
