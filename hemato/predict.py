@@ -816,11 +816,14 @@ def predict(
     dicom_seg: bool = False,
     manifest_patient: str | None = None,
     assume_ct: bool = False,
+    dicom_sr: bool = False,
 ) -> dict[str, Any]:
     """Segment one scan and write the report into ``output``; returns the report dict.
 
     ``dicom_seg``: for DICOM input, also write ``seg.dcm``, the mask as a DICOM Segmentation
-    referencing the source series (it carries the source's patient identifiers).
+    referencing the source series (it carries the source's patient identifiers);
+    ``dicom_sr``: also ``sr.dcm``, the report's volumes, ABC/2 per bleed and flags as a
+    DICOM Structured Report (TID 1500) referencing that SEG (written too) and the series.
     ``loaded``: a model already loaded (by :func:`load_model`, e.g. once for a cohort);
     ``checkpoint`` is then only its name in the report.
 
@@ -969,9 +972,9 @@ def predict(
             cv2.imwrite(str(tmp / "overlays" / f"slice_{scan.slice_names[k]}.png"), _overlay(scan.image[k], mask[k]))
         if scan.kind in ("nifti", "dicom"):
             _write_mask_nifti(scan, mask, tmp / "mask.nii.gz")
-        if dicom_seg:
+        if dicom_seg or dicom_sr:
             if scan.kind != "dicom":
-                raise InputError(input, "--dicom-seg needs a DICOM series as input")
+                raise InputError(input, f"--dicom-{'sr' if dicom_sr else 'seg'} needs a DICOM series as input")
             from hemato.dicom_seg import write_dicom_seg
 
             write_dicom_seg(
@@ -1010,6 +1013,10 @@ def predict(
         _write_csv(tmp / "report.csv", [row])
         report["slices"] = slices
         (tmp / "report.json").write_text(json.dumps(report, indent=2))
+        if dicom_sr:
+            from hemato.dicom_sr import write_dicom_sr
+
+            write_dicom_sr(report, scan.dicom_geometry["datasets"], tmp / "seg.dcm", tmp / "sr.dcm")
         from hemato.report.scan_page import render_scan_page
 
         (tmp / "report.html").write_text(
@@ -1072,6 +1079,12 @@ def main(argv: list[str] | None = None) -> int:
         help="DICOM input: also write seg.dcm, a DICOM Segmentation referencing the series (opens in 3D Slicer/OHIF; it carries the patient's identifiers)",
     )
     ap.add_argument(
+        "--dicom-sr",
+        action="store_true",
+        help="DICOM input: also write sr.dcm, a DICOM Structured Report (TID 1500) of the volumes, ABC/2 per bleed and flags, "
+        "referencing seg.dcm (written too) and the series",
+    )
+    ap.add_argument(
         "--precision",
         choices=["auto", "32", "bf16"],
         default="32",
@@ -1130,6 +1143,7 @@ def main(argv: list[str] | None = None) -> int:
             progress=True,
             series_uid=a.series,
             dicom_seg=a.dicom_seg,
+            dicom_sr=a.dicom_sr,
             manifest_patient=a.patient,
             **common,
         )

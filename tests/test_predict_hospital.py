@@ -399,3 +399,41 @@ def test_kernel_kinds(kernel: str, description: str, kind: str | None) -> None:
     from hemato.data.readers.dicom import kernel_kind
 
     assert kernel_kind(kernel, description) == kind
+
+
+# ------------------------------------------------------------------ DICOM SR (issue 25, item 1)
+def test_dicom_sr_holds_the_reports_numbers(tmp_path: Path) -> None:
+    import pydicom
+
+    from hemato.dicom_sr import read_dicom_sr
+    from tests.data.files import write_dicom_series
+
+    hu, truth = head(8, (slice(2, 5), slice(16, 26), slice(14, 30)))
+    hu[3:6, 36:44, 36:48] = 70.0  # a second bleed
+    write_dicom_series(tmp_path / "ct", hu, spacing=SP, series="1.2.3.7")
+    r = run(tmp_path / "ct", tmp_path / "o", dicom_sr=True)
+    sr_path, seg_path = tmp_path / "o" / "sr.dcm", tmp_path / "o" / "seg.dcm"
+    back = read_dicom_sr(sr_path)
+    assert back["volume_ml"] == pytest.approx(r["volume_ml"]) and back["abc2_ml"] == pytest.approx(r["abc2"]["volume_ml"])
+    assert back["status"] == "ok" and back["unsure"] is False
+    assert len(back["bleeds"]) == 2
+    for got, want in zip(back["bleeds"], r["abc2"]["bleeds"]):
+        assert got["abc2_ml"] == pytest.approx(want["volume_ml"]) and got["planimetric_ml"] == pytest.approx(want["planimetric_ml"])
+        assert [got[k] for k in ("A_mm", "B_mm", "C_mm")] == pytest.approx([want[k] for k in ("A_mm", "B_mm", "C_mm")])
+    sr, seg = pydicom.dcmread(sr_path), pydicom.dcmread(seg_path)
+    refs = {str(i.ReferencedSOPInstanceUID) for s in sr.CurrentRequestedProcedureEvidenceSequence for se in s.ReferencedSeriesSequence for i in se.ReferencedSOPSequence}
+    assert str(seg.SOPInstanceUID) in refs and str(sr.StudyInstanceUID) == str(seg.StudyInstanceUID)
+    with pytest.raises(InputError, match="--dicom-sr needs a DICOM series"):
+        write_nifti(tmp_path / "n.nii.gz", hu, spacing=SP, thickness=5.0)
+        run(tmp_path / "n.nii.gz", tmp_path / "o2", dicom_sr=True)
+
+
+def test_dicom_sr_of_a_miss_says_no_bleed_found(tmp_path: Path) -> None:
+    from hemato.dicom_sr import read_dicom_sr
+    from tests.data.files import write_dicom_series
+
+    hu, _ = head(blood=(slice(0, 0), slice(0, 0), slice(0, 0)))
+    write_dicom_series(tmp_path / "ct", hu, spacing=SP)
+    run(tmp_path / "ct", tmp_path / "o", dicom_sr=True)
+    back = read_dicom_sr(tmp_path / "o" / "sr.dcm")
+    assert back["status"] == "no_bleed_found" and back["volume_ml"] == 0.0 and back["bleeds"] == []
