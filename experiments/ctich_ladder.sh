@@ -17,7 +17,8 @@
 #               (the recipe a shipped model needs; the two screened as one rung for the budget)
 #   icr         +4 as a rule, no training: lite's folds evaluated with the contract's intracranial
 #               rule (runs/ctich_ladder/lite_icr/)
-# FOLDS="0 1 2 3 4" experiments/ctich_ladder.sh RUNG runs a rung on every fold.
+# FOLDS="0 1 2 3 4" experiments/ctich_ladder.sh RUNG runs a rung on every fold; EXTRA="threads=1"
+# adds overrides that change nothing but speed (e.g. one thread each for two runs side by side).
 # v4 (experiment=ctich, ours) is the committed reports/ctich/v4_cv5/folds.
 # ~20 min a fold on 2 cores (bf16); a fold resumes from its last epoch.
 set -euo pipefail
@@ -59,5 +60,5 @@ for rung in "$@"; do
   ov=$(overrides "$rung")
   # shellcheck disable=SC2086
   FOLDS="${FOLDS:-$(folds "$rung")}" EXP=ctich_lite RUNS="$ROOT/$rung" OUT="$ROOT/$rung/report" PY="$PY" \
-    experiments/ctich_cv.sh lite0_unet $ov
+    experiments/ctich_cv.sh lite0_unet $ov ${EXTRA:-}
 done
