@@ -31,14 +31,28 @@ def main() -> None:
         if not p.mask.any():
             continue
         a = abc2(p.mask, p.spacing_mm, p.thickness_mm)
-        rows.append({"kind": p.tags["kinds"], "true_ml": p.volume_ml, "abc2_ml": a["volume_ml"], "solidity": mean_solidity(p.mask)})
+        rows.append(
+            {
+                "kind": p.tags["kinds"],
+                "true_ml": p.volume_ml,
+                "abc2_ml": a["volume_ml"],
+                "solidity": mean_solidity(p.mask),
+            }
+        )
     df = pd.DataFrame(rows)
     df["rel_error_%"] = 100 * (df["abc2_ml"] - df["true_ml"]) / df["true_ml"]
-    out = df.groupby("kind").agg(n=("true_ml", "size"), true_ml=("true_ml", "median"), solidity=("solidity", "mean"),
-                                 rel_error_mean=("rel_error_%", "mean"), rel_error_median=("rel_error_%", "median"))
+    out = df.groupby("kind").agg(
+        n=("true_ml", "size"),
+        true_ml=("true_ml", "median"),
+        solidity=("solidity", "mean"),
+        rel_error_mean=("rel_error_%", "mean"),
+        rel_error_median=("rel_error_%", "median"),
+    )
     print(out.round(2).to_string())
-    print(f"\nall: mean relative error {df['rel_error_%'].mean():.1f} %, "
-          f"corr(solidity, error) = {np.corrcoef(df['solidity'], df['rel_error_%'])[0, 1]:.2f}")
+    print(
+        f"\nall: mean relative error {df['rel_error_%'].mean():.1f} %, "
+        f"corr(solidity, error) = {np.corrcoef(df['solidity'], df['rel_error_%'])[0, 1]:.2f}"
+    )
 
 
 if __name__ == "__main__":

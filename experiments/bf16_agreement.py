@@ -33,7 +33,9 @@ def main(run: str) -> None:
         rel = abs(int(b.sum()) - int(a.sum())) / max(int(a.sum()), 1)
         dices.append(d)
         rels.append(rel)
-        print(f"{rec.patient_id}: fp32 {int(a.sum())} vox, bf16 {int(b.sum())} vox, mask Dice {d:.4f}, |dV|/V {rel:.4f}")
+        print(
+            f"{rec.patient_id}: fp32 {int(a.sum())} vox, bf16 {int(b.sum())} vox, mask Dice {d:.4f}, |dV|/V {rel:.4f}"
+        )
     print(
         f"{len(dices)} patients: mask Dice bf16 vs fp32 mean {np.mean(dices):.4f} (min {np.min(dices):.4f}); "
         f"relative volume difference mean {np.mean(rels):.4f} (max {np.max(rels):.4f})"

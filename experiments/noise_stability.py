@@ -54,7 +54,11 @@ def model_and_patients(spec: str, tmp: Path) -> tuple[object, list[str], str]:
         (k,) = [i for i, m in enumerate(blob["provenance"]["members"]) if m["fold"] == int(fold)]
         one = tmp / f"member{fold}.pt"
         torch.save({**blob, "members": [blob["members"][k]]}, one)
-        return load_model(one, precision="32"), blob["provenance"]["members"][k]["test_patients"], f"{Path(path).name}@{fold}"
+        return (
+            load_model(one, precision="32"),
+            blob["provenance"]["members"][k]["test_patients"],
+            f"{Path(path).name}@{fold}",
+        )
     run_dir = Path(spec)
     split = json.loads((run_dir / "split.json").read_text())["split"]
     metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -47,7 +47,10 @@ def _flags(report: dict[str, Any]) -> list[Any]:
     flags.append(
         hd.sr.QualitativeEvaluation(
             _own(UNSURE, "hemato confidence"),
-            _own("UNSURE" if unsure else "SURE", "mask depends on the threshold" if unsure else "mask stable over thresholds"),
+            _own(
+                "UNSURE" if unsure else "SURE",
+                "mask depends on the threshold" if unsure else "mask stable over thresholds",
+            ),
         )
     )
     return flags
@@ -92,7 +95,9 @@ def write_dicom_sr(report: dict[str, Any], source: list[Any], seg_path: str | Pa
         )
 
     def volume(ml: float, method: Any) -> Any:
-        return hd.sr.Measurement(name=codes.SCT.Volume, value=float(ml), unit=_ml(), method=method, algorithm_id=algorithm)
+        return hd.sr.Measurement(
+            name=codes.SCT.Volume, value=float(ml), unit=_ml(), method=method, algorithm_id=algorithm
+        )
 
     def length(code: Any, mm: float) -> Any:
         return hd.sr.Measurement(name=code, value=float(mm), unit=codes.UCUM.Millimeter, algorithm_id=algorithm)
@@ -107,7 +112,10 @@ def write_dicom_sr(report: dict[str, Any], source: list[Any], seg_path: str | Pa
     groups = [group("all bleeds", total, _flags(report))]
     for k, b in enumerate(abc.get("bleeds", []), start=1):
         ms = [volume(b["planimetric_ml"], planimetric), volume(b["volume_ml"], ellipsoid)]
-        ms += [length(c, b[f"{x}_mm"]) for c, x in ((codes.SCT.LongAxis, "A"), (codes.SCT.PerpendicularAxis, "B"), (codes.DCM.Height, "C"))]
+        ms += [
+            length(c, b[f"{x}_mm"])
+            for c, x in ((codes.SCT.LongAxis, "A"), (codes.SCT.PerpendicularAxis, "B"), (codes.DCM.Height, "C"))
+        ]
         groups.append(group(f"bleed {k}", ms))
     content = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),

@@ -614,9 +614,7 @@ def _write_mask_nifti(scan: Scan, mask: np.ndarray, path: Path) -> None:
     nib.save(nib.Nifti1Image(data, affine), str(path))
 
 
-def detection_limit(
-    probs: np.ndarray, mask: np.ndarray, n_kept: int, con: Contract, scan: Scan
-) -> dict[str, Any]:
+def detection_limit(probs: np.ndarray, mask: np.ndarray, n_kept: int, con: Contract, scan: Scan) -> dict[str, Any]:
     """The contract's smallest reportable bleed on this scan's grid (native voxels, and ml
     where the spacings are known), and the candidate 3D regions (``probs`` above the
     threshold, (Z, H, W)) that its component rules left out of ``mask`` (``n_kept`` bleeds):
@@ -876,7 +874,14 @@ def predict(
     if why:
         raise InputError(input, why)
     probs, mask = segment(
-        model.forward, scan.image, con, batch_size=batch_size, tta=tta, progress=progress, crop=crop, spacing_mm=scan.spacing_mm
+        model.forward,
+        scan.image,
+        con,
+        batch_size=batch_size,
+        tta=tta,
+        progress=progress,
+        crop=crop,
+        spacing_mm=scan.spacing_mm,
     )
     bleeds = label_bleeds(mask)  # labelled once for the confidence, the bleed geometry and ABC/2
     conf = confidence(probs, con, bleeds=bleeds, images=scan.image, spacing_mm=scan.spacing_mm)

@@ -85,7 +85,6 @@ def not_a_head(image: np.ndarray, spacing_mm: tuple[float, float] | None, body_p
     return None
 
 
-
 def intensity_profile(image: np.ndarray, level: float = 40.0, width: float = 120.0) -> dict[str, float | None]:
     """(Z, H, W) uint8 scan in the ``level``/``width`` window -> on its middle third of
     slices: ``top_share`` (share of the head's voxels at the window's top: bone and

@@ -73,7 +73,17 @@ def test_the_cli_says_no_bleed_found(tmp_path: Path) -> None:
         "P.load_model = _cli_model; sys.exit(P.main(sys.argv[1:]))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code, "--checkpoint", "m.pt", "--input", str(tmp_path / "clean.nii.gz"), "--output", str(tmp_path / "o")],
+        [
+            sys.executable,
+            "-c",
+            code,
+            "--checkpoint",
+            "m.pt",
+            "--input",
+            str(tmp_path / "clean.nii.gz"),
+            "--output",
+            str(tmp_path / "o"),
+        ],
         capture_output=True,
         text=True,
         cwd=Path(__file__).resolve().parents[1],
@@ -133,7 +143,10 @@ def test_nifti_sform_only_gives_the_geometry(tmp_path: Path) -> None:
 def test_nifti_qform_and_sform_that_disagree_are_refused(tmp_path: Path) -> None:
     hu, truth = head()
     _nifti(tmp_path / "d.nii.gz", hu, np.diag([SP[1], SP[0], 5.0, 1.0]), np.diag([0.9, 0.9, 5.0, 1.0]))
-    with pytest.raises(InputError, match=r"qform and sform disagree by .* mm .*qform voxels 0\.9 x 0\.9 x 5 mm, sform 0\.5 x 0\.5 x 5 mm"):
+    with pytest.raises(
+        InputError,
+        match=r"qform and sform disagree by .* mm .*qform voxels 0\.9 x 0\.9 x 5 mm, sform 0\.5 x 0\.5 x 5 mm",
+    ):
         run(tmp_path / "d.nii.gz", tmp_path / "o")
     # agreeing within rounding: measured
     _nifti(tmp_path / "a.nii.gz", hu, np.diag([SP[1], SP[0], 5.0, 1.0]), np.diag([SP[1] + 1e-5, SP[0], 5.0, 1.0]))
@@ -186,7 +199,9 @@ def test_a_bleed_cut_by_the_scan_is_a_lower_bound(tmp_path: Path) -> None:
     r = run(tmp_path / "cut.nii.gz", tmp_path / "o1")
     assert r["volume_status"] == "lower_bound" and r["volume_ml"] == pytest.approx(ml(truth.sum()))
     assert r["coverage"]["slices"] == ["0"] and r["coverage"]["edges"] == []
-    assert any(w.startswith("the volume is a lower bound: a bleed reaches the scan's first slice") for w in r["warnings"])
+    assert any(
+        w.startswith("the volume is a lower bound: a bleed reaches the scan's first slice") for w in r["warnings"]
+    )
     assert "Status: lower_bound" in (tmp_path / "o1" / "report.html").read_text()
     # the same bleed one slice further in: measured, ok
     hu, truth = head(8, (slice(1, 4), slice(20, 30), slice(22, 36)))
@@ -293,7 +308,9 @@ def _at_pixel_size(hu: np.ndarray, src_mm: float, mm: float, side: int = 512) ->
     n = round(hu.shape[-1] * src_mm / mm)
     out = np.full((hu.shape[0], side, side), -1000.0)
     for k, s in enumerate(hu):
-        r = cv2.resize(s.astype(np.float32), (n, n), interpolation=cv2.INTER_AREA if n < hu.shape[-1] else cv2.INTER_LINEAR)
+        r = cv2.resize(
+            s.astype(np.float32), (n, n), interpolation=cv2.INTER_AREA if n < hu.shape[-1] else cv2.INTER_LINEAR
+        )
         a = (side - n) // 2
         if a >= 0:
             out[k, a : a + n, a : a + n] = r
@@ -366,14 +383,18 @@ def test_the_soft_kernel_series_is_picked_and_a_bone_kernel_alone_refused(tmp_pa
     assert control["geometry_source"]["kernel"] == "Hr38 (soft)" and "series" not in control["geometry_source"]
     # both reconstructions in one folder, as a PACS export sends them
     write_dicom_series(tmp_path / "both", hu, spacing=(0.354, 0.354), series="1.2.3.1", tags=soft, prefix="S")
-    write_dicom_series(tmp_path / "both", _bone_kernel(hu), spacing=(0.354, 0.354), series="1.2.3.2", tags=bone, prefix="B")
+    write_dicom_series(
+        tmp_path / "both", _bone_kernel(hu), spacing=(0.354, 0.354), series="1.2.3.2", tags=bone, prefix="B"
+    )
     r = run(tmp_path / "both", tmp_path / "o1")
     assert r["volume_ml"] == pytest.approx(control["volume_ml"])
     assert r["geometry_source"]["series"].startswith("1.2.3.1: a soft-kernel reconstruction preferred to 1.2.3.2")
     assert "kernel H70h/2" in r["geometry_source"]["series"]
     # the bone kernel alone: refused, naming the kernel
     write_dicom_series(tmp_path / "bone", _bone_kernel(hu), spacing=(0.354, 0.354), series="1.2.3.2", tags=bone)
-    with pytest.raises(InputError, match=r"sharp-kernel reconstruction \(ConvolutionKernel H70h/2\).*give the soft-kernel series"):
+    with pytest.raises(
+        InputError, match=r"sharp-kernel reconstruction \(ConvolutionKernel H70h/2\).*give the soft-kernel series"
+    ):
         run(tmp_path / "bone", tmp_path / "o2")
 
 
@@ -414,14 +435,23 @@ def test_dicom_sr_holds_the_reports_numbers(tmp_path: Path) -> None:
     r = run(tmp_path / "ct", tmp_path / "o", dicom_sr=True)
     sr_path, seg_path = tmp_path / "o" / "sr.dcm", tmp_path / "o" / "seg.dcm"
     back = read_dicom_sr(sr_path)
-    assert back["volume_ml"] == pytest.approx(r["volume_ml"]) and back["abc2_ml"] == pytest.approx(r["abc2"]["volume_ml"])
+    assert back["volume_ml"] == pytest.approx(r["volume_ml"]) and back["abc2_ml"] == pytest.approx(
+        r["abc2"]["volume_ml"]
+    )
     assert back["status"] == "ok" and back["unsure"] is False
     assert len(back["bleeds"]) == 2
     for got, want in zip(back["bleeds"], r["abc2"]["bleeds"]):
-        assert got["abc2_ml"] == pytest.approx(want["volume_ml"]) and got["planimetric_ml"] == pytest.approx(want["planimetric_ml"])
+        assert got["abc2_ml"] == pytest.approx(want["volume_ml"]) and got["planimetric_ml"] == pytest.approx(
+            want["planimetric_ml"]
+        )
         assert [got[k] for k in ("A_mm", "B_mm", "C_mm")] == pytest.approx([want[k] for k in ("A_mm", "B_mm", "C_mm")])
     sr, seg = pydicom.dcmread(sr_path), pydicom.dcmread(seg_path)
-    refs = {str(i.ReferencedSOPInstanceUID) for s in sr.CurrentRequestedProcedureEvidenceSequence for se in s.ReferencedSeriesSequence for i in se.ReferencedSOPSequence}
+    refs = {
+        str(i.ReferencedSOPInstanceUID)
+        for s in sr.CurrentRequestedProcedureEvidenceSequence
+        for se in s.ReferencedSeriesSequence
+        for i in se.ReferencedSOPSequence
+    }
     assert str(seg.SOPInstanceUID) in refs and str(sr.StudyInstanceUID) == str(seg.StudyInstanceUID)
     with pytest.raises(InputError, match="--dicom-sr needs a DICOM series"):
         write_nifti(tmp_path / "n.nii.gz", hu, spacing=SP, thickness=5.0)

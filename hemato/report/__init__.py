@@ -68,12 +68,11 @@ def build_report(run_paths: list[str | Path], out_dir: str | Path, wandb: bool =
 
     Returns a summary dict (runs used, runs skipped, files written).
     """
-    from hemato.report import figures
-    from hemato.report.html import render
-
     # imported here, not at the top: importing hemato.report.scan_page (every prediction's
     # report.html) runs this package's __init__, and the tables pull in scipy.stats (~1 s)
+    from hemato.report import figures
     from hemato.report.collect import collect
+    from hemato.report.html import render
     from hemato.report.tables import MODEL_ORDER, build_tables, pick_runs
 
     runs, unfinished = collect(run_paths)
