@@ -13,7 +13,7 @@ test patients.
 
 Writes ``noise_patients.csv`` (one row per model, patient, sigma: truth and predicted voxels,
 Dice) and ``noise.md`` (per model and sigma: mean per-patient Dice of the patients with
-bleed, bleeds found (Dice >= 0.2), median |predicted / clean - 1| of the bleeds of >= 2 ml,
+bleed, bleeds found (Dice >= 0.2), median abs(predicted / clean - 1) of the bleeds of >= 2 ml,
 bleed-free patients given a bleed). Prints the table.
 """
 
@@ -104,7 +104,7 @@ def summary(t: pd.DataFrame) -> pd.DataFrame:
                 "sigma (HU)": s,
                 "Dice (patient)": round(float(bleed["dice"].mean()), 3),
                 "found": f"{int((bleed['dice'] >= FOUND_DICE).sum())} of {len(bleed)}",
-                "median |volume / clean - 1| (>= 2 ml)": round(float(np.nanmedian(change)), 3) if len(big) else np.nan,
+                "median abs(volume / clean - 1), >= 2 ml": round(float(np.nanmedian(change)), 3) if len(big) else np.nan,
                 "FP patients": f"{int((free['pred'] > 0).sum())} of {len(free)}",
             }
         )

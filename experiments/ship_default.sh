@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The shipped default model (hemato/weights/ctich_ours_cv5.pt), from the 5 fold models of
+# The v4 default model (hemato/weights/ctich_ours_cv5.pt, shipped until 2026-12-01; now
+# experiments/ship_lite.sh builds the default), from the 5 fold models of
 # `RUNS=runs/ctich_v4 experiments/ctich_cv.sh ours`:
 #   1. out-of-fold evaluation of each fold model with flip TTA (contract tta=true), written
 #      beside the runs (runs/ctich_v4_tta/cv_ours), never into them;

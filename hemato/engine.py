@@ -279,7 +279,7 @@ class Frame:
         return out
 
 
-FRAME_MARGIN_MM = 10.0  # the field is widened past field_mm when the head (plus this) would not fit
+FIELD_TOL = 0.02  # a scan whose field is within 2 % of the contract's is left as is
 
 
 def reframe(images: np.ndarray, spacing_mm: tuple[float, float] | None, contract: Contract) -> Frame | None:
@@ -287,15 +287,20 @@ def reframe(images: np.ndarray, spacing_mm: tuple[float, float] | None, contract
     of ``spacing_mm`` (row, col): cut where the scan's field of view is larger, padded with
     air where it is smaller, so the head reaches the network at its training size. None when
     the contract has no ``field_mm``, the spacing is unknown or no slice holds head. A head
-    larger than the field (plus :data:`FRAME_MARGIN_MM`) widens it rather than being cut."""
+    (box) larger than the field widens it rather than being cut. A scan whose field is within
+    :data:`FIELD_TOL` of ``field_mm`` is left whole (None), as training saw its slices."""
     if contract.field_mm is None or spacing_mm is None:
         return None
     box = find_head(images)
     if box is None:
         return None
     h, w = images.shape[1:]
-    side = max(contract.field_mm, (box.y1 - box.y0) * spacing_mm[0] + 2 * FRAME_MARGIN_MM,
-               (box.x1 - box.x0) * spacing_mm[1] + 2 * FRAME_MARGIN_MM)  # fmt: skip
+    if all(
+        abs(n * sp - contract.field_mm) <= FIELD_TOL * contract.field_mm
+        for n, sp in ((h, spacing_mm[0]), (w, spacing_mm[1]))
+    ):
+        return None  # the scan's field is the training field already: whole slices, as in training
+    side = max(contract.field_mm, (box.y1 - box.y0) * spacing_mm[0], (box.x1 - box.x0) * spacing_mm[1])
     fh, fw = round(side / spacing_mm[0]), round(side / spacing_mm[1])
     cy, cx = (box.y0 + box.y1) // 2, (box.x0 + box.x1) // 2
     ty, tx = cy - fh // 2, cx - fw // 2  # the frame's top-left corner in scan pixels (may be < 0)
@@ -358,6 +363,7 @@ def confidence(
     bleeds: tuple[np.ndarray, int] | None = None,
     images: np.ndarray | None = None,
     spacing_mm: tuple[float, float] | None = None,
+    mask: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """How much the counted bleeds depend on the threshold, on the probability map itself:
     ``n_mid`` = the mask's voxels (the contract's threshold and bleed rules); ``n_low`` =
@@ -369,8 +375,8 @@ def confidence(
     rules keep a bleed at ``low``. Per bleed (3D components of the mask; ``bleeds`` =
     :func:`label_bleeds` of it, if already computed): its voxels and mean probability.
     ``images``: the windowed slices, needed when the contract sets ``min_component_hu``
-    or ``intracranial``."""
-    mid = postprocess(probs, contract, images, spacing_mm)
+    or ``intracranial``; ``mask``: the contract's mask of ``probs``, if already computed."""
+    mid = mask if mask is not None else postprocess(probs, contract, images, spacing_mm)
     n_mid = int(mid.sum())
     low_con = Contract.from_dict({**contract.as_dict(), "threshold": low})
     if n_mid:

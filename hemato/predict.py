@@ -884,7 +884,7 @@ def predict(
         spacing_mm=scan.spacing_mm,
     )
     bleeds = label_bleeds(mask)  # labelled once for the confidence, the bleed geometry and ABC/2
-    conf = confidence(probs, con, bleeds=bleeds, images=scan.image, spacing_mm=scan.spacing_mm)
+    conf = confidence(probs, con, bleeds=bleeds, images=scan.image, spacing_mm=scan.spacing_mm, mask=mask)
     profile = intensity_profile(scan.image, con.window_level, con.window_width)
     qc = input_qc(scan, profile=profile)
     area_px = mask.reshape(mask.shape[0], -1).sum(1)

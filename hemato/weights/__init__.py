@@ -29,7 +29,7 @@ from hemato.rundir import temp_beside, tested_checkpoint
 
 FORMAT = "hemato-weights/1"
 HERE = Path(__file__).resolve().parent
-DEFAULT_NAME = "ctich_ours_cv5.pt"
+DEFAULT_NAME = "ctich_lite0.pt"
 
 
 NO_DEFAULT_REASON = (
