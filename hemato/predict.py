@@ -891,8 +891,10 @@ def predict(
     extents = scan.slice_extents_mm
     known = scan.spacing_mm is not None and (scan.thickness_mm is not None or extents is not None)
     gaps = missing_slices(scan.slice_numbers)
+    # one manifest holds many patients: the patient picked is part of the scan's name
+    name = _input_name(input) + (f":{manifest_patient}" if manifest_patient else "")
     report: dict[str, Any] = {
-        "patient": patient_id or (_input_name(input) if keep_names else pseudonym(_input_name(input))),
+        "patient": patient_id or (name if keep_names else pseudonym(name)),
         "volume_ml": None,
         "volume_status": "ok",
         "abc2": None,

@@ -467,3 +467,13 @@ def test_dicom_sr_of_a_miss_says_no_bleed_found(tmp_path: Path) -> None:
     run(tmp_path / "ct", tmp_path / "o", dicom_sr=True)
     back = read_dicom_sr(tmp_path / "o" / "sr.dcm")
     assert back["status"] == "no_bleed_found" and back["volume_ml"] == 0.0 and back["bleeds"] == []
+
+
+def test_two_patients_of_one_manifest_get_two_pseudonyms(tmp_path: Path) -> None:
+    a = run(SAMPLE / "slices.csv", tmp_path / "a", manifest_patient="080")
+    b = run(SAMPLE / "slices.csv", tmp_path / "b", manifest_patient="081")
+    assert a["patient"] != b["patient"] and a["patient"].startswith("anon-")
+    assert (
+        run(SAMPLE / "slices.csv", tmp_path / "c", manifest_patient="080", keep_names=True)["patient"]
+        == "slices.csv:080"
+    )
