@@ -291,15 +291,15 @@ def reframe(images: np.ndarray, spacing_mm: tuple[float, float] | None, contract
     :data:`FIELD_TOL` of ``field_mm`` is left whole (None), as training saw its slices."""
     if contract.field_mm is None or spacing_mm is None:
         return None
-    box = find_head(images)
-    if box is None:
-        return None
     h, w = images.shape[1:]
     if all(
         abs(n * sp - contract.field_mm) <= FIELD_TOL * contract.field_mm
         for n, sp in ((h, spacing_mm[0]), (w, spacing_mm[1]))
     ):
         return None  # the scan's field is the training field already: whole slices, as in training
+    box = find_head(images)
+    if box is None:
+        return None
     side = max(contract.field_mm, (box.y1 - box.y0) * spacing_mm[0], (box.x1 - box.x0) * spacing_mm[1])
     fh, fw = round(side / spacing_mm[0]), round(side / spacing_mm[1])
     cy, cx = (box.y0 + box.y1) // 2, (box.x0 + box.x1) // 2
