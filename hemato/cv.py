@@ -502,8 +502,7 @@ def cv_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) -> di
             }
         b0 = p0[p0["gt"] > 0]
         size_rows = {}
-        for name, lo, hi in SIZE_BINS:
-            g = b0[(b0["gt"] * VOXEL_ML >= lo) & (b0["gt"] * VOXEL_ML < hi)]
+        for name, g in by_size(b0):
             size_rows[name] = {
                 "n": int(len(g)),
                 "dice_patient": float(g["dice"].mean()) if len(g) else math.nan,
@@ -798,14 +797,19 @@ def _rule_dict(rule: tuple[float, float, float | None]) -> dict[str, Any]:
     return {"min_component_px": int(rule[0]), "min_component_peak": float(rule[1]), "min_component_hu": rule[2]}
 
 
+def by_size(bleed: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """Per-patient rows with ``gt`` (voxels) split by true size (:data:`SIZE_BINS`, ml at
+    the assumed spacing): ``[(bin name, its rows)]``."""
+    ml = bleed["gt"] * VOXEL_ML
+    return [(name, bleed[(ml >= lo) & (ml < hi)]) for name, lo, hi in SIZE_BINS]
+
+
 def found_by_size(bleed: pd.DataFrame) -> list[dict[str, Any]]:
     """Bleeds found (Dice >= :data:`FOUND_DICE`) per true size bin (:data:`SIZE_BINS`, ml at
     the assumed spacing) of per-patient rows with ``gt`` (voxels) and ``dice``."""
-    rows = []
-    for name, lo, hi in SIZE_BINS:
-        g = bleed[(bleed["gt"] * VOXEL_ML >= lo) & (bleed["gt"] * VOXEL_ML < hi)]
-        rows.append({"size": name, "n": int(len(g)), "found": int((g["dice"] >= FOUND_DICE).sum())})
-    return rows
+    return [
+        {"size": name, "n": int(len(g)), "found": int((g["dice"] >= FOUND_DICE).sum())} for name, g in by_size(bleed)
+    ]
 
 
 def calibrate_components(runs: list[str | Path], max_fp_rate: float = 0.1, seed: int = 0) -> dict[str, Any]:

@@ -262,20 +262,24 @@ class Frame:
     src: tuple[int, int, int, int]
     dst: tuple[int, int]
 
-    def cut(self, images: np.ndarray) -> np.ndarray:
-        """(Z, H, W) scan -> (Z, h, w) frame; outside the scan the frame is 0 (air in any window)."""
+    def _windows(self) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+        """(scan rows, cols), (frame rows, cols) of the part the two share."""
         y0, y1, x0, x1 = self.src
         fy, fx = self.dst
+        return (slice(y0, y1), slice(x0, x1)), (slice(fy, fy + y1 - y0), slice(fx, fx + x1 - x0))
+
+    def cut(self, images: np.ndarray) -> np.ndarray:
+        """(Z, H, W) scan -> (Z, h, w) frame; outside the scan the frame is 0 (air in any window)."""
+        (sy, sx), (fy, fx) = self._windows()
         out = np.zeros((images.shape[0], *self.size), images.dtype)
-        out[:, fy : fy + y1 - y0, fx : fx + x1 - x0] = images[:, y0:y1, x0:x1]
+        out[:, fy, fx] = images[:, sy, sx]
         return out
 
     def back(self, frame: np.ndarray) -> np.ndarray:
         """(Z, h, w) frame -> (Z, H, W) on the scan's grid; 0 where the frame did not reach."""
-        y0, y1, x0, x1 = self.src
-        fy, fx = self.dst
+        (sy, sx), (fy, fx) = self._windows()
         out = np.zeros((frame.shape[0], *self.shape), frame.dtype)
-        out[:, y0:y1, x0:x1] = frame[:, fy : fy + y1 - y0, fx : fx + x1 - x0]
+        out[:, sy, sx] = frame[:, fy, fx]
         return out
 
 

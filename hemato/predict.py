@@ -1162,7 +1162,7 @@ def main(argv: list[str] | None = None) -> int:
     if r.get("model_validation"):
         print(f"hemato.predict: model: {r['model_validation']}", file=sys.stderr)
     vol = f"{r['volume_ml']:.2f} ml" if r["volume_ml"] is not None else r["volume_status"]
-    if r["volume_status"] == NO_BLEED_FOUND or r.get("finding", "").startswith("no bleed found"):
+    if r.get("finding", "").startswith("no bleed found"):
         vol = f"{vol} ({r['finding']})"
     abc = (
         f", ABC/2 {r['abc2']['volume_ml']:.2f} ml ({r['abc2']['n_bleeds']} bleed{'s' if r['abc2']['n_bleeds'] != 1 else ''})"

@@ -267,7 +267,7 @@ def _by_kernel(cands: list[list[_Slice]]) -> tuple[list[list[_Slice]], str | Non
     unknown ones; and why, in words (None when the kernels decided nothing)."""
     kinds = [_kind(g) for g in cands]
     keep = [g for g, k in zip(cands, kinds) if k != "sharp"] or cands
-    soft = [g for g in keep if _kind(g) == "soft"]
+    soft = [g for g, k in zip(cands, kinds) if k == "soft"]  # never sharp: a subset of keep
     keep = soft or keep
     if len(keep) == len(cands):
         return cands, None
