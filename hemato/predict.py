@@ -1052,6 +1052,12 @@ def main(argv: list[str] | None = None) -> int:
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--input", help="DICOM folder, NIfTI file, slice folder or slices.csv")
     src.add_argument(
+        "--dicomweb",
+        metavar="URL",
+        help="a DICOMweb service root: fetch --study's CT series (or --series) with WADO-RS; credentials from "
+        "HEMATO_DICOMWEB_TOKEN or HEMATO_DICOMWEB_USER/_PASSWORD, never in the URL",
+    )
+    src.add_argument(
         "--input-dir",
         help="a cohort: one scan per sub-folder / NIfTI file / manifest; one report folder each + summary.csv; resumes",
     )
@@ -1079,6 +1085,10 @@ def main(argv: list[str] | None = None) -> int:
         help="DICOM secondary captures (Modality OT/SC) hold CT slices in HU: measure them (refused otherwise)",
     )
     ap.add_argument("--series", help="DICOM SeriesInstanceUID to use when the folder holds several series")
+    ap.add_argument("--study", help="with --dicomweb: the StudyInstanceUID to fetch")
+    ap.add_argument(
+        "--stow", action="store_true", help="with --dicomweb: store seg.dcm + sr.dcm back with STOW-RS (implies both)"
+    )
     ap.add_argument("--patient", help="the patient to take from a manifest (slices.csv) of several")
     ap.add_argument(
         "--dicom-seg",
@@ -1141,7 +1151,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(t)} scans: {n.get('ok', 0)} predicted, {n.get('done before', 0)} done before, {n.get('error', 0)} failed -> {a.output}/summary.csv"
         )
         return 0 if not n.get("error") else 1
+    if (a.study or a.stow) and not a.dicomweb:
+        ap.error("--study and --stow go with --dicomweb")
+    if a.dicomweb and not a.study:
+        ap.error("--dicomweb needs --study")
+    fetched = Path(tempfile.mkdtemp(prefix="hemato-dicomweb-")) if a.dicomweb else None
     try:
+        if fetched is not None:
+            from hemato import dicomweb
+
+            a.input = fetched / (a.series or a.study)
+            dicomweb.retrieve(a.dicomweb, a.study, a.input, a.series)
         r = predict(
             a.checkpoint,
             a.input,
@@ -1149,14 +1169,20 @@ def main(argv: list[str] | None = None) -> int:
             patient_id=a.patient_id,
             progress=True,
             series_uid=a.series,
-            dicom_seg=a.dicom_seg,
-            dicom_sr=a.dicom_sr,
+            dicom_seg=a.dicom_seg or a.stow,
+            dicom_sr=a.dicom_sr or a.stow,
             manifest_patient=a.patient,
             **common,
         )
+        if a.stow:
+            dicomweb.store(a.dicomweb, [Path(a.output) / "seg.dcm", Path(a.output) / "sr.dcm"])
+            print(f"hemato.predict: stored seg.dcm + sr.dcm to {a.dicomweb} (study {a.study})", file=sys.stderr)
     except InputError as e:
         print(f"hemato.predict: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        if fetched is not None:
+            shutil.rmtree(fetched, ignore_errors=True)
     for w in r.get("warnings", []):
         print(f"hemato.predict: warning: {w}", file=sys.stderr)
     if r.get("model_validation"):

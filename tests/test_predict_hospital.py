@@ -17,7 +17,7 @@ import pytest
 import hemato.predict as P
 from hemato.data.readers.errors import InputError
 from hemato.engine import Contract
-from tests.data.files import write_nifti
+from tests.data.files import sample_hu, write_nifti
 from tests.test_predict_trust import SP, _bright_forward, head, ml, run, threshold_network  # noqa: F401
 
 
@@ -155,22 +155,6 @@ def test_nifti_qform_and_sform_that_disagree_are_refused(tmp_path: Path) -> None
 
 # ------------------------------------------------------------------ real slices
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "ctich-sample"
-
-
-def sample_hu(patient: str = "081") -> np.ndarray:
-    """The shipped sample's slices of ``patient`` (ct-ich, 40/120 window, 8-bit) back in HU
-    (Z, 512, 512): air (window floor) -1000 HU, bone (window top) 1000 HU."""
-    import pandas as pd
-
-    from hemato.data.readers.images import read_slice
-
-    rows = pd.read_csv(SAMPLE / "slices.csv", dtype={"patient": str})
-    rows = rows[rows["patient"] == patient].sort_values("slice_index")
-    img = np.stack([read_slice(SAMPLE / f) for f in rows["image"]]).astype(np.float64)
-    hu = img / 255.0 * 120.0 - 20.0
-    hu[img <= 4] = -1000.0
-    hu[img >= 251] = 1000.0
-    return hu
 
 
 # ------------------------------------------------------------------ item 7: secondary captures

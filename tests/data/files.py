@@ -145,3 +145,20 @@ def write_png(path: Path, arr: np.ndarray) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), arr)
     return path
+
+
+def sample_hu(patient: str = "081") -> np.ndarray:
+    """The shipped sample's slices of ``patient`` (ct-ich, 40/120 window, 8-bit) back in HU
+    (Z, H, W): air (window floor) -1000 HU, bone (window top) 1000 HU."""
+    import pandas as pd
+
+    from hemato.data.readers.images import read_slice
+
+    sample = Path(__file__).resolve().parents[2] / "data" / "ctich-sample"
+    rows = pd.read_csv(sample / "slices.csv", dtype={"patient": str})
+    rows = rows[rows["patient"] == patient].sort_values("slice_index")
+    img = np.stack([read_slice(sample / f) for f in rows["image"]]).astype(np.float64)
+    hu = img / 255.0 * 120.0 - 20.0
+    hu[img <= 4] = -1000.0
+    hu[img >= 251] = 1000.0
+    return hu

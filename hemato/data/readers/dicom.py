@@ -394,6 +394,8 @@ def read_dicom_series(
         except Exception as e:
             ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
             name = getattr(ts, "name", str(ts)) if ts is not None else "unknown transfer syntax"
+            if ts is not None and not getattr(ts, "is_compressed", True):  # nothing to decode: the data is bad
+                raise InputError(s.path, f"pixel data cannot be read ({name}; {str(e)[:120]})") from None
             raise InputError(
                 s.path,
                 f"pixel data cannot be decoded ({name}; {e.__class__.__name__}): install pydicom's decoder plugins (pylibjpeg, pylibjpeg-libjpeg, pylibjpeg-openjpeg)",
