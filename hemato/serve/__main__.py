@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from hemato.serve.node import JsonLines, Node, NodeConfig
-from hemato.serve.scu import Destination
+from hemato.serve.scu import Destination, check_ae_title
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,9 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     handler = logging.FileHandler(a.log) if a.log else logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLines())
     logger = logging.getLogger("hemato.serve")
-    logger.addHandler(handler)
+    logger.handlers[:] = [handler]  # the CLI owns the node's log
     logger.setLevel(logging.DEBUG if a.verbose else logging.INFO)
     try:
+        for title in [a.ae_title, *(a.allow or [])]:
+            check_ae_title(title)
         dest = Destination.parse(a.destination) if a.destination else None
     except ValueError as e:
         print(f"hemato.serve: error: {e}", file=sys.stderr)
@@ -73,7 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         predict_options={"threads": a.threads} if a.threads else {},
     )
     node = Node(cfg)
-    node.start()
+    try:
+        node.start()
+    except OSError as e:
+        print(f"hemato.serve: error: cannot listen on {a.host}:{a.port} ({e.strerror or e})", file=sys.stderr)
+        return 2
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: node._stop.set())
     node.wait()

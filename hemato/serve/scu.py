@@ -6,6 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def check_ae_title(title: str) -> str:
+    """``title`` if it is a valid AE title (1-16 characters of printable ASCII, no backslash, not
+    all spaces), else ``ValueError`` naming it."""
+    if not (0 < len(title) <= 16) or not title.strip() or "\\" in title or not all(32 <= ord(c) < 127 for c in title):
+        raise ValueError(f"AE title {title!r}: 1-16 printable ASCII characters, no backslash, not all spaces")
+    return title
+
+
 @dataclass(frozen=True)
 class Destination:
     """A remote AE: ``AE_TITLE@host:port``."""
@@ -19,9 +27,9 @@ class Destination:
         try:
             ae, addr = text.split("@", 1)
             host, port = addr.rsplit(":", 1)
-            if not ae or not host or len(ae) > 16:
+            if not host or not ae.strip() or len(ae) > 16:
                 raise ValueError
-            return cls(ae, host, int(port))
+            return cls(check_ae_title(ae), host, int(port))
         except ValueError:
             raise ValueError(
                 f"destination {text!r}: expected AE_TITLE@host:port (AE title of 1-16 characters)"

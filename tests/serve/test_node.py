@@ -46,3 +46,24 @@ def test_destination_parsing() -> None:
     for bad in ("pacs.local:4242", "ORTHANC@pacs", "A_TITLE_LONGER_THAN_16@h:1"):
         with pytest.raises(ValueError, match="AE_TITLE@host:port"):
             Destination.parse(bad)
+
+
+def test_cli_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import socket
+
+    from hemato.cli import main as hemato
+
+    with pytest.raises(SystemExit) as e:
+        hemato(["serve", "--help"])
+    assert e.value.code == 0 and "--destination AE@HOST:PORT" in capsys.readouterr().out
+    assert hemato(["serve", "--queue", str(tmp_path / "q"), "--ae-title", "A_TITLE_OF_17_CHR"]) == 2
+    assert capsys.readouterr().err.strip().endswith("1-16 printable ASCII characters, no backslash, not all spaces")
+    assert hemato(["serve", "--queue", str(tmp_path / "q"), "--destination", "pacs:4242"]) == 2
+    assert "expected AE_TITLE@host:port" in capsys.readouterr().err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code = hemato(["serve", "--queue", str(tmp_path / "q"), "--host", "127.0.0.1", "--port", str(port)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1] == f"hemato.serve: error: cannot listen on 127.0.0.1:{port} (Address already in use)"

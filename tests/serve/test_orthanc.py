@@ -70,11 +70,12 @@ class NodeProcess:
         self.queue, self.pacs, self.port, self.proc = queue, pacs, port, None
         self.log = queue / "node.jsonl"
 
-    def start(self, quiet: float = 1.0) -> None:
+    def start(self, quiet: float = 1.0, destination_port: int | None = None) -> None:
         n = len(self.events())
+        port = destination_port or self.pacs.dicom_port
         cmd = [sys.executable, "-m", "hemato.serve", "--queue", str(self.queue), "--host", "127.0.0.1"]
         cmd += ["--port", str(self.port), "--allow", "ORTHANC", "--quiet", str(quiet), "--retry", "2"]
-        cmd += ["--destination", f"ORTHANC@127.0.0.1:{self.pacs.dicom_port}", "--log", str(self.log)]
+        cmd += ["--destination", f"ORTHANC@127.0.0.1:{port}", "--log", str(self.log)]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE)
         self.wait_for(lambda e: e["event"] == "listening", after=n, timeout_s=120)
 
@@ -194,6 +195,24 @@ def test_a_node_killed_after_acknowledging_still_delivers(pacs, node, hu, tmp_pa
     node.wait_for(lambda e: e["event"] == "sent" and e["series"] == s.series, after=n, timeout_s=180)
     res = pacs.results(s.study, timeout_s=30)
     assert len(res["SEG"]) == 1 and len(res["SR"]) == 1
+
+
+def test_undeliverable_results_stay_queued_and_are_retried(pacs, node, hu, tmp_path: Path) -> None:
+    s = make_series(tmp_path / "s", hu[2:6])
+    node.kill()
+    n = len(node.events())
+    node.start(destination_port=free_port())  # nothing listens there
+    pacs.send_to_node(pacs.upload(s.files)["series"])
+    fails = node.wait_for(lambda e: e["event"] == "send_failed" and e["series"] == s.series, after=n, count=2)
+    assert "association rejected, aborted or never connected" in fails[0]["reason"]  # one line, then a retry
+    done = node.queue / "done" / s.series
+    assert (done / "result" / "sr.dcm").exists() and not (done / "sent").exists()
+    assert pacs.results(s.study)["SR"] == []
+    node.stop()
+    n = len(node.events())
+    node.start()  # the right destination: what was queued is delivered
+    node.wait_for(lambda e: e["event"] == "sent" and e["series"] == s.series, after=n)
+    assert (done / "sent").exists() and len(pacs.results(s.study, timeout_s=30)["SR"]) == 1
 
 
 def test_twenty_series_back_to_back_all_delivered_in_order(pacs, node, hu, tmp_path: Path) -> None:
