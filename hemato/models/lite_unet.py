@@ -17,6 +17,13 @@ Encoder features at strides 2, 4, 8, 16, 32 (16, 24, 40, 112, 320 channels); dec
 conv-BN-ReLU, widths 8b, 4b, 2b, b, b at strides 16, 8, 4, 2, 1 (b = ``base_channels``);
 1x1 head -> logits (B, out_channels, H, W).
 
+The paper's modules as switches (issue 26; all off by default, which is exactly the plain
+network): ``sa`` multi-head self-attention with added 2D positional encoding on the deepest
+feature map (stride 32, 320 channels); ``ca`` / ``spa`` channel then spatial attention (CBAM)
+on each skip before concatenation. The blocks are :mod:`hemato.models.blocks`' (as in
+``ours``); they are created after the plain network, so under one seed a switch adds only its
+module and leaves every other parameter as the plain network's.
+
 =======  ============
 base      parameters
 =======  ============
@@ -33,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hemato.models.blocks import DoubleConv, check_input_size, init_weights
+from hemato.models.blocks import DoubleConv, MultiHeadSelfAttention2D, SkipAttention, check_input_size, init_weights
 from hemato.models.registry import register
 
 
@@ -84,6 +91,11 @@ class Lite0UNet(nn.Module):
         base_channels: int = 16,
         encoder_weights: str | None = "imagenet",
         encoder_bn: str = "train",
+        sa: bool = False,
+        ca: bool = False,
+        spa: bool = False,
+        num_heads: int = 8,
+        ca_reduction: int = 16,
     ) -> None:
         super().__init__()
         if encoder_weights not in (None, "imagenet"):
@@ -114,6 +126,11 @@ class Lite0UNet(nn.Module):
             own = self.encoder.state_dict().keys()
             self.encoder.load_state_dict({k: v for k, v in imagenet_state_dict().items() if k in own}, strict=True)
         self._adapt_stem(in_channels)
+        self.flags = {"sa": sa, "ca": ca, "spa": spa}
+        if sa:  # created last: the plain network's parameters stay as they are under one seed
+            self.bottleneck = MultiHeadSelfAttention2D(deep, num_heads)
+        if ca or spa:
+            self.skip_attn = nn.ModuleList(SkipAttention(c, ca=ca, spa=spa, reduction=ca_reduction) for c in skip_ch)
 
     def train(self, mode: bool = True) -> Lite0UNet:
         """``encoder_bn="frozen"``: the encoder's batch norms keep normalising with their
@@ -148,6 +165,10 @@ class Lite0UNet(nn.Module):
             x = blk(x, drop_connect_rate=drop * i / n if drop else None)
             if i in take:
                 skips.append(x)
+        if self.flags["sa"]:
+            x = self.bottleneck(x)
+        if self.flags["ca"] or self.flags["spa"]:
+            skips = [att(sk) for att, sk in zip(self.skip_attn, skips)]
         for dec, skip in zip(self.decoders, reversed(skips)):
             x = dec(torch.cat([F.interpolate(x, scale_factor=2.0, mode="nearest"), skip], dim=1))
         x = self.final(F.interpolate(x, scale_factor=2.0, mode="nearest"))

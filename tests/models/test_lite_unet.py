@@ -106,3 +106,37 @@ def test_frozen_encoder_batchnorm_keeps_its_statistics_while_training() -> None:
     assert not net.encoder._bn0.training and net.final[0][1].training
     with pytest.raises(ValueError, match="encoder_bn"):
         build_model("lite0_unet", encoder_bn="sync")
+
+
+def test_paper_switches_off_is_the_plain_network_and_each_adds_only_its_module() -> None:
+    """Issue 26: sa / ca / spa on the recipe's network; all off = plain, parameter for parameter."""
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+
+    def built(**flags):
+        torch.manual_seed(0)
+        return build_model("lite0_unet", encoder_weights=None, **flags).eval()
+
+    plain, off = built(), built(sa=False, ca=False, spa=False)
+    assert plain.state_dict().keys() == off.state_dict().keys()
+    assert all(torch.equal(v, off.state_dict()[k]) for k, v in plain.state_dict().items())
+    with torch.no_grad():
+        assert torch.equal(plain(x), off(x))
+    base = plain.state_dict()
+    added = {"sa": "bottleneck.", "ca": "skip_attn.", "spa": "skip_attn."}
+    outputs = {}
+    for flag, prefix in added.items():
+        net = built(**{flag: True})
+        new = set(net.state_dict()) - set(base)
+        assert new and all(k.startswith(prefix) for k in new), (flag, sorted(new)[:3])
+        assert set(base) <= set(net.state_dict())
+        assert all(torch.equal(v, net.state_dict()[k]) for k, v in base.items()), flag  # the rest untouched
+        with torch.no_grad():
+            outputs[flag] = net(x)
+        assert outputs[flag].shape == (2, 1, 64, 64) and not torch.equal(outputs[flag], plain(x))
+    ca_keys = {k for k in built(ca=True).state_dict() if k.startswith("skip_attn.")}
+    spa_keys = {k for k in built(spa=True).state_dict() if k.startswith("skip_attn.")}
+    assert all(".ca." in k for k in ca_keys) and all(".spa." in k for k in spa_keys)
+    full = built(sa=True, ca=True, spa=True)
+    assert set(full.state_dict()) == set(base) | set(built(sa=True).state_dict()) | ca_keys | spa_keys
+    with torch.no_grad():
+        full(x).sum()  # runs at 64 px (a 2 x 2 bottleneck)

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The paper's claim on real CT at the real-CT recipe (issue 26): self-attention at the
+# bottleneck (SA) and channel + spatial attention on the skips (CA, SPA) on the recipe's
+# network (lite0_unet, recipe `synth` of experiments/ctich_ladder.sh), against the plain one.
+#
+#   experiments/ctich_paper_lite.sh full        # SA+CA+SPA, folds 0-4 (Table 1/2 at the recipe)
+#   experiments/ctich_paper_lite.sh sa sa_ca    # Table 7 rows +SA, +SA+CA, folds 0 1
+#   experiments/ctich_paper_lite.sh seed        # fold 0 again with seed 7, plain and full (seed spread)
+#   experiments/ctich_paper_lite.sh report      # reports/ctich/v7_paper/: pooled, paired, seeds
+#
+# plain is the ladder's synth rung (runs/ctich_ladder/synth, all five folds: `FOLDS="0 1 2 3 4"
+# experiments/ctich_ladder.sh synth`); same folds, split, seed (42) and budget for every variant.
+# Runs: runs/ctich_paper/<variant>/cv_lite0_unet/lite0_unet_fold<K>/, resumed from their last epoch.
+# FOLDS=... overrides a variant's folds; EXTRA="threads=1" as in ctich_ladder.sh.
+# ~27 min a fold on 2 cores (Intel Xeon with AMX-BF16, bf16-mixed).
+set -euo pipefail
+PY=${PY:-python}
+ROOT=${RUNS:-runs/ctich_paper}
+LADDER=${LADDER:-runs/ctich_ladder}
+OUT=${OUT:-reports/ctich/v7_paper}
+SEED2=7
+RECIPE="+data.lesion_paste.p=0.5 +data.augment.scale=[0.7,1.4] +data.augment.noise_hu=20 +data.augment.sharpen=0.2"
+flags() {
+  case "$1" in
+    full) echo "model.sa=true model.ca=true model.spa=true" ;;
+    sa) echo "model.sa=true" ;;
+    sa_ca) echo "model.sa=true model.ca=true" ;;
+    *) echo "unknown variant $1 (full, sa, sa_ca, seed, report)" >&2; return 2 ;;
+  esac
+}
+folds() { [ "$1" = full ] && echo "0 1 2 3 4" || echo "0 1"; }
+train() {  # variant folds extra-overrides...
+  local v=$1 f=$2
+  shift 2
+  # shellcheck disable=SC2086
+  FOLDS="$f" EXP=ctich_lite RUNS="$ROOT/$v" OUT="$ROOT/$v/report" PY="$PY" \
+    experiments/ctich_cv.sh lite0_unet $RECIPE "$@" ${EXTRA:-}
+}
+source "$(dirname "$0")/keep.sh"
+for v in "$@"; do
+  case "$v" in
+    seed)
+      # shellcheck disable=SC2046
+      train seed_plain 0 seed=$SEED2
+      # shellcheck disable=SC2046
+      train seed_full 0 seed=$SEED2 $(flags full)
+      ;;
+    report)
+      args=("plain=$LADDER/synth/cv_lite0_unet")
+      for r in full sa sa_ca; do [ -d "$ROOT/$r" ] && args+=("$r=$ROOT/$r/cv_lite0_unet"); done
+      for r in full sa sa_ca; do
+        for d in "$ROOT/$r"/cv_lite0_unet/lite0_unet_fold*; do [ -d "$d" ] && keep "$d" "$r/$(basename "$d")"; done
+      done
+      $PY -m hemato.cv report "${args[@]}" --out "$OUT"
+      if [ -f "$ROOT/seed_plain/cv_lite0_unet/lite0_unet_fold0/oof_patients.csv" ]; then
+        keep "$LADDER/synth/cv_lite0_unet/lite0_unet_fold0" "seeds/plain/seed42"
+        keep "$ROOT/seed_plain/cv_lite0_unet/lite0_unet_fold0" "seeds/plain/seed$SEED2"
+        keep "$ROOT/full/cv_lite0_unet/lite0_unet_fold0" "seeds/full/seed42"
+        keep "$ROOT/seed_full/cv_lite0_unet/lite0_unet_fold0" "seeds/full/seed$SEED2"
+        $PY -m hemato.cv seeds "plain=$OUT/runs/seeds/plain" "full=$OUT/runs/seeds/full" --out "$OUT/seeds"
+      fi
+      ;;
+    *)
+      # shellcheck disable=SC2046
+      train "$v" "${FOLDS:-$(folds "$v")}" $(flags "$v")
+      ;;
+  esac
+done
