@@ -16,7 +16,7 @@ import numpy as np
 
 from hemato.cv import _load_records
 from hemato.engine import segment
-from hemato.predict import load_model
+from hemato.weights.load import load_model
 
 
 def main(run: str) -> None:

@@ -29,8 +29,8 @@ import pandas as pd
 from hemato.cv import FOUND_DICE, VOXEL_ML
 from hemato.data.manifest import load_manifest
 from hemato.engine import segment
-from hemato.predict import load_model
 from hemato.rundir import tested_checkpoint
+from hemato.weights.load import load_model
 
 
 def noisy(image: np.ndarray, sigma: float, rng: np.random.Generator, level: float, width: float) -> np.ndarray:

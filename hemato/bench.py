@@ -246,7 +246,7 @@ def bench_model(
 
     torch.manual_seed(0)
     if checkpoint:
-        from hemato.predict import load_model
+        from hemato.weights.load import load_model
 
         loaded = load_model(checkpoint)
         net, size = loaded.net, loaded.input_size

@@ -113,14 +113,14 @@ def compare(
     **kw: Any,
 ) -> dict[str, Any]:
     """Both volumes, their change, the expansion flags, per-bleed changes; writes ``output``."""
-    from hemato.predict import load_model
+    from hemato.weights.load import load_model
 
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     loaded = None
     if not ((Path(baseline) / "report.json").is_file() and (Path(followup) / "report.json").is_file()):
         if checkpoint is None:
-            from hemato.predict import default_checkpoint
+            from hemato.weights.load import default_checkpoint
 
             checkpoint = default_checkpoint()
         loaded = load_model(checkpoint, kw.get("device", "cpu"), precision=kw.pop("precision", "32"))

@@ -129,7 +129,7 @@ def evaluate_run(
     name>/`` together with copies of the run's config, split and metrics (so another contract
     can be evaluated without touching the run's own results).
     """
-    from hemato.predict import load_model
+    from hemato.weights.load import load_model
 
     run_dir = Path(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -41,7 +41,7 @@ def export_onnx(checkpoint: str | Path, output: str | Path, opset: int = 17) -> 
     """Write ``output`` (ONNX) from a hemato ``.ckpt``; returns the path."""
     import onnx
 
-    from hemato.predict import load_model
+    from hemato.weights.load import load_model
 
     model = load_model(checkpoint)
     if model.net is None:

@@ -276,9 +276,10 @@ def test_bf16_inference_agrees_with_fp32(checkpoint: Path, one_patient: Path) ->
     real scan: probabilities within 0.02, and the masks identical wherever fp32 is not within
     0.05 of the threshold (the tiny test model is not confident; a trained model's pixels
     almost all are, see docs/performance.md for its mask Dice)."""
+    from hemato.data.readers.scan import read_scan
     from hemato.engine import segment
     from hemato.precision import native_bf16
-    from hemato.predict import load_model, read_scan
+    from hemato.weights.load import load_model
 
     if not native_bf16():
         pytest.skip("this CPU has no native bf16: predict refuses --precision bf16 here")

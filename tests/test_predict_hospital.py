@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import hemato.predict as P
+import hemato.weights.load as W
 from hemato.data.readers.errors import InputError
 from hemato.engine import Contract
 from tests.data.files import sample_hu, write_nifti
@@ -28,9 +28,9 @@ def _with_contract(monkeypatch: pytest.MonkeyPatch, validation: dict | None = No
         ident = {"checkpoint": str(path), "sha256": "0" * 64, "model": {"name": "test"}}
         if validation:
             ident["provenance"] = {"validation": validation}
-        return P.LoadedModel(_bright_forward, 64, ident, None, Contract(input_size=64, **contract))
+        return W.LoadedModel(_bright_forward, 64, ident, None, Contract(input_size=64, **contract))
 
-    monkeypatch.setattr(P, "load_model", load)
+    monkeypatch.setattr(W, "load_model", load)
 
 
 # ------------------------------------------------------------------ item 9: no silent miss
@@ -69,8 +69,8 @@ def test_the_cli_says_no_bleed_found(tmp_path: Path) -> None:
     hu, _ = head(blood=(slice(0, 0), slice(0, 0), slice(0, 0)))
     write_nifti(tmp_path / "clean.nii.gz", hu, spacing=SP, thickness=5.0)
     code = (
-        "import sys, hemato.predict as P; from tests.test_predict_hospital import _cli_model; "
-        "P.load_model = _cli_model; sys.exit(P.main(sys.argv[1:]))"
+        "import sys, hemato.predict as P, hemato.weights.load as W; from tests.test_predict_hospital import _cli_model; "
+        "W.load_model = _cli_model; sys.exit(P.main(sys.argv[1:]))"
     )
     out = subprocess.run(
         [
@@ -94,7 +94,7 @@ def test_the_cli_says_no_bleed_found(tmp_path: Path) -> None:
 
 
 def _cli_model(path, device="cpu", channels_last=None, precision="32"):
-    return P.LoadedModel(
+    return W.LoadedModel(
         _bright_forward, 64, {"checkpoint": str(path), "sha256": "0" * 64}, None, Contract(input_size=64)
     )
 
@@ -333,9 +333,9 @@ def test_the_network_sees_the_head_at_its_training_size_whatever_the_field(
 
             def load(path, device="cpu", channels_last=None, precision="32", f=field_mm):
                 con = Contract(input_size=256, field_mm=f)
-                return P.LoadedModel(probe, 256, {"checkpoint": "x", "sha256": "0" * 64}, None, con)
+                return W.LoadedModel(probe, 256, {"checkpoint": "x", "sha256": "0" * 64}, None, con)
 
-            monkeypatch.setattr(P, "load_model", load)
+            monkeypatch.setattr(W, "load_model", load)
             write_nifti(tmp_path / "s.nii.gz", _at_pixel_size(hu, src_mm, mm), spacing=(mm, mm), thickness=5.0)
             seen.clear()
             run(tmp_path / "s.nii.gz", tmp_path / f"o_{field_mm}_{mm}", batch_size=8)

@@ -19,6 +19,7 @@ import pytest
 import torch
 
 import hemato.predict as P
+import hemato.weights.load as W
 from hemato.data.readers.errors import InputError
 from hemato.engine import Contract
 from tests.data.files import write_dicom_series, write_multiframe_ct, write_nifti, write_png
@@ -38,11 +39,11 @@ _bright_forward.size_divisor = 32  # type: ignore[attr-defined]
 def threshold_network(monkeypatch: pytest.MonkeyPatch):
     def load(path, device="cpu", channels_last=None, precision="32"):
         con = Contract(input_size=64, trained_on="test threshold network")
-        return P.LoadedModel(
+        return W.LoadedModel(
             _bright_forward, 64, {"checkpoint": str(path), "sha256": "0" * 64, "model": {"name": "test"}}, None, con
         )
 
-    monkeypatch.setattr(P, "load_model", load)
+    monkeypatch.setattr(W, "load_model", load)
 
 
 def head(z: int = 6, blood: tuple[slice, slice, slice] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -105,7 +106,7 @@ def test_contract_threshold_and_window_are_applied(tmp_path: Path, monkeypatch: 
 
     # a model trained on another window: 70 HU blood is no longer in the bright band
     def load(path, device="cpu", channels_last=None, precision="32"):
-        return P.LoadedModel(
+        return W.LoadedModel(
             _bright_forward,
             64,
             {"checkpoint": "x", "sha256": "0"},
@@ -113,7 +114,7 @@ def test_contract_threshold_and_window_are_applied(tmp_path: Path, monkeypatch: 
             Contract(input_size=64, window_level=300, window_width=400),
         )
 
-    monkeypatch.setattr(P, "load_model", load)
+    monkeypatch.setattr(W, "load_model", load)
     r = run(tmp_path / "s.nii.gz", tmp_path / "o2")
     assert r["contract"]["window_level"] == 300 and r["volume_ml"] == 0.0
 

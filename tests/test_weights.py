@@ -20,8 +20,9 @@ import torch
 
 from hemato.data.readers.images import read_slice
 from hemato.data.readers.nifti import window_hu
-from hemato.predict import load_model, predict
+from hemato.predict import predict
 from hemato.weights import default_model_path
+from hemato.weights.load import load_model
 from tests.data.files import write_dicom_series, write_nifti, write_png
 
 ROOT = Path(__file__).resolve().parents[1]

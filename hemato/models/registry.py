@@ -55,6 +55,16 @@ def build_model(name: str, weights_follow: bool = False, **kwargs: Any) -> nn.Mo
     return cls(**kwargs)
 
 
+NOT_NETWORKS = {"blocks", "registry"}  # modules of hemato.models that define no network
+
+
 def _import_all() -> None:
-    # importing the modules runs their @register decorators
-    from hemato.models import fcn8s, lite_unet, ours, segnet, unet  # noqa: F401
+    """Import every network module of ``hemato.models`` (their ``@register`` decorators fill the
+    registry): a new network is one module, found here without being listed anywhere."""
+    import importlib
+    import pkgutil
+    from pathlib import Path
+
+    for m in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if m.name not in NOT_NETWORKS and not m.name.startswith("_"):
+            importlib.import_module(f"hemato.models.{m.name}")

@@ -68,8 +68,8 @@ def build_report(run_paths: list[str | Path], out_dir: str | Path, wandb: bool =
 
     Returns a summary dict (runs used, runs skipped, files written).
     """
-    # imported here, not at the top: importing hemato.report.scan_page (every prediction's
-    # report.html) runs this package's __init__, and the tables pull in scipy.stats (~1 s)
+    # imported here, not at the top: the tables pull in scipy.stats (~1 s), and importing any
+    # module of this package runs this __init__
     from hemato.report import figures
     from hemato.report.collect import collect
     from hemato.report.html import render

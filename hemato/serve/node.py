@@ -1,7 +1,7 @@
 """The DICOM node: a Storage SCP in front of the queue, one worker thread running predict.
 
-The model is loaded once (:func:`hemato.predict.load_model`) and every series goes through
-:func:`hemato.predict.predict` with ``dicom_seg`` and ``dicom_sr``: the node computes exactly
+The model is loaded once (:func:`hemato.weights.load.load_model`) and every series goes through
+:func:`hemato.predict.pipeline.predict` with ``dicom_seg`` and ``dicom_sr``: the node computes exactly
 what ``python -m hemato.predict --input <series folder> --dicom-sr`` computes.
 """
 
@@ -81,7 +81,7 @@ class Node:
 
     # ------------------------------------------------------------ lifecycle
     def load(self) -> None:
-        from hemato.predict import check_device, default_checkpoint, load_model
+        from hemato.weights.load import check_device, default_checkpoint, load_model
 
         opts = self.cfg.predict_options
         ckpt = self.cfg.checkpoint or default_checkpoint()

@@ -1,5 +1,5 @@
 import sys
 
-from hemato.weights import main
+from hemato.weights.pack import main
 
 sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from hemato.predict.cli import main
+
+sys.exit(main())

@@ -1,0 +1,132 @@
+"""Writing a report folder: report.json / report.csv / slices.csv, report.html, the mask in
+the input's geometry (NIfTI; PNG per slice; DICOM SEG and SR on request) and overlays, through
+a temporary folder put in place whole, so an error never leaves a partial report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+import hemato
+from hemato.data.readers.dicom import nifti_affine
+from hemato.data.readers.scan import Scan, natural_key
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rows (same keys) -> a CSV with a header; None is an empty cell."""
+    import csv
+
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def overlay(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    rgb = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    cnts, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(rgb, cnts, -1, (0, 0, 255), 1)
+    return rgb
+
+
+def write_mask_nifti(scan: Scan, mask: np.ndarray, path: Path) -> None:
+    import nibabel as nib
+
+    if scan.nifti_ref is not None:
+        orig, canon = scan.nifti_ref
+        data = np.transpose(mask[:, ::-1, ::-1], (2, 1, 0)).astype(np.uint8)  # back to canonical (x, y, z)
+        tr = nib.orientations.ornt_transform(nib.io_orientation(canon.affine), nib.io_orientation(orig.affine))
+        data = nib.orientations.apply_orientation(data, tr)
+        nib.save(nib.Nifti1Image(np.ascontiguousarray(data), orig.affine), str(path))
+        return
+    affine = nifti_affine(scan.dicom_geometry or {}, scan.spacing_mm, scan.thickness_mm, mask.shape[0])
+    data = np.transpose(mask, (2, 1, 0)).astype(np.uint8)  # (col, row, slice)
+    nib.save(nib.Nifti1Image(data, affine), str(path))
+
+
+def write_report(
+    out: Path,
+    scan: Scan,
+    mask: np.ndarray,
+    report: dict[str, Any],
+    slices: list[dict[str, Any]],
+    checkpoint: str | Path | None,
+    identity: dict[str, Any],
+    dicom_seg: bool = False,
+    dicom_sr: bool = False,
+) -> None:
+    """Write the report folder ``out`` for ``mask`` (Z, H, W) on ``scan``; ``report`` gains
+    its per-slice areas ``slices``. An earlier report in ``out`` is replaced entirely (no
+    stale mask or overlay remains)."""
+    area_px = mask.reshape(mask.shape[0], -1).sum(1)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        (tmp / "overlays").mkdir()
+        for k in np.flatnonzero(area_px):
+            cv2.imwrite(str(tmp / "overlays" / f"slice_{scan.slice_names[k]}.png"), overlay(scan.image[k], mask[k]))
+        if scan.kind in ("nifti", "dicom"):
+            write_mask_nifti(scan, mask, tmp / "mask.nii.gz")
+        if dicom_seg or dicom_sr:
+            from hemato.dicom_seg import write_dicom_seg
+
+            write_dicom_seg(
+                scan.dicom_geometry["datasets"],
+                mask,
+                tmp / "seg.dcm",
+                model_name=str(identity.get("model", {}).get("name", "hemato")),
+                frames=scan.dicom_geometry.get("frames"),
+            )
+        else:
+            (tmp / "mask").mkdir()
+            for k, name in enumerate(scan.slice_names):
+                cv2.imwrite(str(tmp / "mask" / f"{name}.png"), mask[k].astype(np.uint8) * 255)
+        write_csv(tmp / "slices.csv", slices)
+        a = report["abc2"] or {}
+        row = {
+            "patient": report["patient"],
+            "volume_ml": report["volume_ml"],
+            "volume_status": report["volume_status"],
+            "abc2_ml": a.get("volume_ml"),
+            "A_mm": a.get("A_mm"),
+            "B_mm": a.get("B_mm"),
+            "C_mm": a.get("C_mm"),
+            "n_bleed_slices": report["n_bleed_slices"],
+            "slice_areas_mm2": ";".join("" if s["area_mm2"] is None else f"{s['area_mm2']:.2f}" for s in slices),
+            "slice_areas_px": ";".join(str(s["area_px"]) for s in slices),
+            "spacing_row_mm": scan.spacing_mm[0] if scan.spacing_mm else None,
+            "spacing_col_mm": scan.spacing_mm[1] if scan.spacing_mm else None,
+            "slice_spacing_mm": scan.thickness_mm,
+            "spacing_source": scan.source.get("spacing"),
+            "slice_spacing_source": scan.source.get("thickness"),
+            "checkpoint": str(checkpoint),
+            "checkpoint_sha256": identity["sha256"],
+            "hemato_version": hemato.__version__,
+        }
+        write_csv(tmp / "report.csv", [row])
+        report["slices"] = slices
+        (tmp / "report.json").write_text(json.dumps(report, indent=2))
+        if dicom_sr:
+            from hemato.dicom_sr import write_dicom_sr
+
+            write_dicom_sr(report, scan.dicom_geometry["datasets"], tmp / "seg.dcm", tmp / "sr.dcm")
+        from hemato.predict.page import render_scan_page
+
+        (tmp / "report.html").write_text(
+            render_scan_page(report, sorted((tmp / "overlays").glob("*.png"), key=natural_key))
+        )
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{tmp.name.rsplit('-', 1)[-1]}")
+            out.replace(old)
+        tmp.replace(out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
