@@ -41,7 +41,6 @@ import torch
 
 from hemato.inference import cpu_flags, physical_cores, set_threads, torch_forward
 
-MODELS = ("ours", "unet", "fcn8s", "segnet")
 REFERENCE = "unet"
 
 
@@ -594,13 +593,16 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hemato.models.registry import available, networks
+
+    paper = [i.name for i in networks(paper=True)]  # the default: the paper's four, from their registrations
     ap = argparse.ArgumentParser(
         prog="python -m hemato.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument(
         "--models",
-        default=",".join(MODELS),
-        help=f"comma-separated, from {MODELS}; {REFERENCE} is always added as the reference",
+        default=",".join(paper),
+        help=f"comma-separated registered networks (default {','.join(paper)}); {REFERENCE} is always added as the reference",
     )
     ap.add_argument("--size", type=int, default=256, help="network input size (pixels)")
     ap.add_argument("--width", type=int, default=16, help="base width (channels of the first stage)")
@@ -664,9 +666,9 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.time()
     models = [m.strip() for m in a.models.split(",") if m.strip()]
-    unknown = [m for m in models if m not in MODELS]
+    unknown = [m for m in models if m not in available()]
     if unknown:
-        ap.error(f"unknown model(s) {unknown}; choose from {MODELS}")
+        ap.error(f"unknown model(s) {unknown}; choose from {available()}")
     if REFERENCE in models:
         models.remove(REFERENCE)
     models.insert(0, REFERENCE)

@@ -37,7 +37,7 @@ def vgg_stage(in_ch: int, out_ch: int, n_convs: int, batch_norm: bool) -> nn.Seq
     return nn.Sequential(*layers)
 
 
-@register("fcn8s")
+@register("fcn8s", label="FCN8s", order=0, paper=True)
 class FCN8s(nn.Module):
     """(B, in_channels, H, W) -> logits (B, out_channels, H, W); H, W multiples of 32."""
 

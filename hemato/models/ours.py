@@ -43,7 +43,7 @@ from hemato.models.blocks import (
 from hemato.models.registry import register
 
 
-@register("ours")
+@register("ours", label="Ours", order=3, paper=True, off_label="U-Net (ours, all off)", partial_prefix="U-Net")
 class SelfAttentionUNet(nn.Module):
     """(B, in_channels, H, W) -> logits (B, out_channels, H, W); H, W multiples of 16."""
 

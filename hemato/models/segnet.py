@@ -24,7 +24,7 @@ from hemato.models.registry import register
 STAGES = (2, 2, 3, 3, 3)
 
 
-@register("segnet")
+@register("segnet", label="SegNet", order=1, paper=True)
 class SegNet(nn.Module):
     """(B, in_channels, H, W) -> logits (B, out_channels, H, W); H, W multiples of 32."""
 

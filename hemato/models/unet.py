@@ -20,7 +20,7 @@ from hemato.models.blocks import DoubleConv, check_input_size, init_weights
 from hemato.models.registry import register
 
 
-@register("unet")
+@register("unet", label="U-Net", order=2, paper=True)
 class UNet(nn.Module):
     """(B, in_channels, H, W) -> logits (B, out_channels, H, W); H, W multiples of 16."""
 

@@ -73,7 +73,7 @@ def build_report(run_paths: list[str | Path], out_dir: str | Path, wandb: bool =
     from hemato.report import figures
     from hemato.report.collect import collect
     from hemato.report.html import render
-    from hemato.report.tables import MODEL_ORDER, build_tables, pick_runs
+    from hemato.report.tables import build_tables, model_order, pick_runs
 
     runs, unfinished = collect(run_paths)
     if not runs:
@@ -85,7 +85,7 @@ def build_report(run_paths: list[str | Path], out_dir: str | Path, wandb: bool =
     for t in tables:
         write_atomic(out / "tables" / f"{t.key}.csv", t.data.to_csv(index=False))
         write_atomic(out / "tables" / f"{t.key}.md", t.markdown())
-    main, _ = pick_runs(runs, MODEL_ORDER)
+    main, _ = pick_runs(runs, model_order())
     pair = {k: v for k, v in main.items() if k in ("U-Net", "Ours")}
     figs: dict[str, Path] = {}
     fdir = out / "figures"

@@ -32,16 +32,15 @@ class Run:
 
 
 def model_label(model: dict[str, Any]) -> tuple[str, dict[str, bool]]:
-    """Display label: FCN8s / SegNet / U-Net / Ours, and ablations of ours as U-Net+SA+..."""
+    """Display label of a run's network (from its registration, :mod:`hemato.models.registry`):
+    FCN8s / SegNet / U-Net / Ours, ablations of ours as U-Net+SA+..., and its switches."""
+    from hemato.models.registry import info
+
     name = model.get("name", "?")
-    if name == "ours":
-        flags = {k: bool(model.get(k, True)) for k in ("sa", "ca", "spa")}
-        if all(flags.values()):
-            return "Ours", flags
-        if not any(flags.values()):
-            return "U-Net (ours, all off)", flags
-        return "U-Net+" + "+".join(k.upper() for k, v in flags.items() if v), flags
-    return {"unet": "U-Net", "fcn8s": "FCN8s", "segnet": "SegNet"}.get(name, name), {}
+    try:
+        return info(name).label_for(model)
+    except KeyError:  # a run of a network this installation does not have
+        return name, {}
 
 
 def find_run_dirs(paths: list[str | Path]) -> tuple[list[Path], list[Path]]:

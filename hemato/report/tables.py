@@ -29,7 +29,14 @@ from hemato.metrics.volume import mae, rmse
 from hemato.report import paper
 from hemato.report.collect import Run
 
-MODEL_ORDER = ["FCN8s", "SegNet", "U-Net", "Ours"]
+
+def model_order() -> list[str]:
+    """Labels of the paper's four networks in table order (their registrations)."""
+    from hemato.models.registry import networks
+
+    return [i.label for i in networks(paper=True)]
+
+
 ABLATION_ORDER = ["U-Net (ours, all off)", "U-Net+SA", "U-Net+SA+CA", "Ours"]
 
 
@@ -339,7 +346,7 @@ def paired_tests_table(runs: dict[str, Run], reference: str = "Ours") -> Table:
 
 def build_tables(runs: list[Run]) -> list[Table]:
     """All tables in the paper's order, plus agreement and paired tests."""
-    main, notes = pick_runs(runs, MODEL_ORDER)
+    main, notes = pick_runs(runs, model_order())
     abl, abl_notes = pick_runs(runs, ABLATION_ORDER, fallback={"U-Net (ours, all off)": "U-Net"})
     pair = {k: v for k, v in main.items() if k in ("U-Net", "Ours")}
     tables = [

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from hemato.models import available, build_model, get
+from hemato.models import available, build_model, get, networks
 from hemato.models.blocks import (
     ChannelAttention,
     MultiHeadSelfAttention2D,
@@ -17,7 +17,7 @@ from hemato.models.blocks import (
     count_parameters,
 )
 
-NAMES = ["ours", "unet", "fcn8s", "segnet"]  # the paper's four; lite0_unet: tests/models/test_lite_unet.py
+NAMES = [i.name for i in networks(paper=True)]  # the paper's four; lite0_unet: tests/models/test_lite_unet.py
 
 
 def test_registry_lists_the_paper_networks_and_the_pretrained_one() -> None:
@@ -152,7 +152,7 @@ def test_all_off_is_the_plain_residual_unet() -> None:
         assert full_sd[k].shape == v.shape, k
 
 
-@pytest.mark.parametrize("name", ["ours", "unet", "fcn8s", "segnet"])
+@pytest.mark.parametrize("name", NAMES)
 def test_every_network_exports_to_onnx_and_matches_torch(name: str, tmp_path) -> None:
     import warnings
 
@@ -185,7 +185,7 @@ def test_every_network_exports_to_onnx_and_matches_torch(name: str, tmp_path) ->
     np.testing.assert_allclose(out, ref, atol=1e-4, rtol=1e-3)
 
 
-@pytest.mark.parametrize("name", ["ours", "unet", "fcn8s", "segnet"])
+@pytest.mark.parametrize("name", NAMES)
 def test_folding_batchnorm_keeps_the_outputs(name: str) -> None:
     from hemato.models.blocks import fold_batchnorm
 
@@ -207,3 +207,20 @@ def test_folding_batchnorm_keeps_the_outputs(name: str) -> None:
     x = torch.rand(2, 1, 64, 64)
     with torch.inference_mode():
         torch.testing.assert_close(folded(x), net(x), atol=1e-4, rtol=1e-4)
+
+
+def test_the_registry_is_the_one_place_a_network_is_declared() -> None:
+    """Labels, table order and the paper's four come from ``@register`` (issue 24)."""
+    from hemato.models import info
+    from hemato.report.collect import model_label
+    from hemato.report.tables import model_order
+
+    assert NAMES == ["fcn8s", "segnet", "unet", "ours"] and "lite0_unet" in available()
+    assert model_order() == ["FCN8s", "SegNet", "U-Net", "Ours"]
+    assert model_label({"name": "ours"}) == ("Ours", {"sa": True, "ca": True, "spa": True})
+    assert model_label({"name": "ours", "sa": False, "ca": False, "spa": False})[0] == "U-Net (ours, all off)"
+    assert model_label({"name": "ours", "ca": False, "spa": False})[0] == "U-Net+SA"
+    assert model_label({"name": "lite0_unet"}) == ("Lite0 U-Net", {"sa": False, "ca": False, "spa": False})
+    assert model_label({"name": "lite0_unet", "sa": True, "ca": True, "spa": True})[0] == "Lite0 U-Net+SA+CA+SPA"
+    assert model_label({"name": "unet"}) == ("U-Net", {}) and model_label({"name": "gone"}) == ("gone", {})
+    assert info("segnet").switches() == {} and info("lite0_unet").switches() == {"sa": False, "ca": False, "spa": False}
