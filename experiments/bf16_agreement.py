@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hemato.cv import _load_records
 from hemato.engine import segment
+from hemato.evaluation.oof import load_records
 from hemato.weights.load import load_model
 
 
@@ -25,7 +25,7 @@ def main(run: str) -> None:
     m32, m16 = load_model(ckpt, precision="32"), load_model(ckpt, precision="bf16")
     test = json.loads((run_dir / "split.json").read_text())["split"]["test"]
     dices, rels = [], []
-    for rec in _load_records(run_dir, test):
+    for rec in load_records(run_dir, test):
         _, a = segment(m32.forward, rec.image, m32.contract)
         _, b = segment(m16.forward, rec.image, m16.contract)
         n = int(a.sum() + b.sum())

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hemato.cv import FOUND_DICE, VOXEL_ML
 from hemato.data.manifest import load_manifest
 from hemato.engine import segment
+from hemato.evaluation.oof import FOUND_DICE, VOXEL_ML
 from hemato.rundir import tested_checkpoint
 from hemato.weights.load import load_model
 

@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 import hemato
 from hemato.config_check import ConfigError, check_config
 from hemato.engine import Contract
-from hemato.evaluate import evaluate_patients
+from hemato.evaluation.run_test import evaluate_patients
 from hemato.inference import physical_cores, set_threads
 from hemato.metrics.overlap import patient_table, slice_table, summarize
 from hemato.metrics.subgroups import SubgroupThresholds

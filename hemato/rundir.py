@@ -1,4 +1,4 @@
-"""Files of a run directory, shared by the writer (hemato.run, hemato.evaluate) and the
+"""Files of a run directory, shared by the writer (hemato.run, hemato.evaluation) and the
 readers (hemato.report): atomic text writes and the per-patient prediction archive."""
 
 from __future__ import annotations

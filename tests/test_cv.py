@@ -14,16 +14,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from hemato.cv import (
-    bootstrap_ci,
-    cv_report,
-    fp_threshold_px,
-    merge_folds,
-    paired_test,
-    seeds_report,
-    summarize_oof,
-)
 from hemato.cv import main as cv_main
+from hemato.evaluation.cv_report import cv_report, fp_threshold_px, merge_folds, summarize_oof
+from hemato.evaluation.seeds import seeds_report
+from hemato.evaluation.stats import bootstrap_ci, paired_test
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -302,7 +296,7 @@ def test_cv_run_then_out_of_fold_evaluation_end_to_end(tmp_path: Path, tiny_cv_r
 
 def test_component_rules_are_calibrated_on_the_other_folds(tmp_path: Path) -> None:
     """Each fold's component rule comes from the other folds' patients only."""
-    from hemato.cv import calibrate_components
+    from hemato.evaluation.calibrate import calibrate_components
 
     # fold: [(patient, truth voxels, [(voxels, peak, mean HU, voxels on truth)])]
     cases = {
@@ -350,7 +344,7 @@ def test_component_rules_are_calibrated_on_the_other_folds(tmp_path: Path) -> No
 
 
 def test_summary_counts_bleeds_found_and_the_volume_error_of_those_of_2_ml_or_more() -> None:
-    from hemato.cv import VOXEL_ML
+    from hemato.evaluation.oof import VOXEL_ML
 
     two_ml = int(np.ceil(2.0 / VOXEL_ML))  # voxels of a 2 ml bleed at the assumed spacing
     gt = [two_ml * 3, two_ml * 2, two_ml, 100, 0]

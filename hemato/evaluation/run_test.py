@@ -16,7 +16,8 @@ import pandas as pd
 import torch
 
 from hemato.data.records import VolumeRecord
-from hemato.engine import Contract, scan_counts, segment
+from hemato.engine import Contract, scan_counts
+from hemato.evaluation.loop import segment_patients
 from hemato.metrics.subgroups import SubgroupThresholds, tag_patient
 from hemato.metrics.volume import abc2, planimetric_volume_ml
 from hemato.rundir import save_prediction
@@ -40,9 +41,8 @@ def evaluate_patients(
     rows, slice_rows = [], []
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    for rec in records:
-        _, pred = segment(net, rec.image, contract, batch_size=batch_size)
-        truth = rec.mask if rec.mask is not None else np.zeros_like(pred)
+    for seg in segment_patients(net, records, contract, batch_size=batch_size):
+        rec, pred, truth = seg.record, seg.mask, seg.truth
         c = scan_counts(pred, truth)
         slice_rows.append(
             pd.DataFrame(
