@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from hemato.data.readers.errors import InputError
+from hemato.report_schema import ScanReport
 from hemato.rundir import write_atomic
 
 FLAGS = {
@@ -80,8 +81,8 @@ def _side(arg: str | Path, out: Path, loaded: Any, checkpoint: Any, **kw: Any) -
     from hemato.predict import predict
 
     p = Path(arg)
-    if (p / "report.json").is_file():
-        return json.loads((p / "report.json").read_text()), p
+    if (p / "report.json").is_file():  # read through the report schema (its version is checked)
+        return ScanReport.load(p).as_dict(), p
     return predict(checkpoint, p, out, loaded=loaded, **kw), out
 
 
@@ -90,8 +91,8 @@ def _overlay_pair(r0: Path, r1: Path, k0: int, k1: int, path: Path) -> Path | No
 
     a = sorted((r0 / "overlays").glob("*.png"))
     b = sorted((r1 / "overlays").glob("*.png"))
-    n0 = json.loads((r0 / "report.json").read_text())["slices"][k0]["slice"]
-    n1 = json.loads((r1 / "report.json").read_text())["slices"][k1]["slice"]
+    n0 = ScanReport.load(r0).slices[k0].slice
+    n1 = ScanReport.load(r1).slices[k1].slice
     f0 = next((f for f in a if f.stem == f"slice_{n0}"), None)
     f1 = next((f for f in b if f.stem == f"slice_{n1}"), None)
     if f0 is None or f1 is None:

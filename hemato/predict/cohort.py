@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from hemato.data.readers.errors import InputError
 from hemato.predict.pipeline import input_fingerprint, input_name, predict
 from hemato.privacy import pseudonym
+from hemato.report_schema import ScanReport
 from hemato.rundir import write_atomic
 from hemato.weights import load as loader
 
@@ -75,18 +76,7 @@ def predict_cohort(
             else:
                 r = predict(checkpoint, scan, dest, keep_names=keep_names, patient_id=name, loaded=model, **kw)
                 row["status"] = "ok"
-            a = r.get("abc2") or {}
-            row.update(
-                {
-                    "volume_ml": r["volume_ml"],
-                    "volume_status": r["volume_status"],
-                    "abc2_ml": a.get("volume_ml"),
-                    "n_bleeds": a.get("n_bleeds"),
-                    "n_bleed_slices": r["n_bleed_slices"],
-                    "n_slices": r["n_slices"],
-                    "error": None,
-                }
-            )
+            row.update({**ScanReport.from_dict(r, dest).summary_row(), "error": None})
         except InputError as e:
             row.update({"status": "error", "error": str(e)})
         rows.append(row)

@@ -23,6 +23,7 @@ from hemato.predict.check import check_scan, input_qc, override_geometry
 from hemato.predict.measure import bleed_geometry, measure, validation_summary
 from hemato.predict.write import write_report
 from hemato.privacy import pseudonym
+from hemato.report_schema import ScanReport
 from hemato.scan_checks import intensity_profile
 from hemato.weights import load as loader
 from hemato.weights.load import LoadedModel, check_device
@@ -88,7 +89,8 @@ def predict(
     defaults to the physical cores.
 
     The report names the patient ``patient_id`` if given, else a salted pseudonym of the
-    input's name (``hemato.privacy``), or the input's name itself with ``keep_names``."""
+    input's name (``hemato.privacy``), or the input's name itself with ``keep_names``.
+    The report follows :class:`hemato.report_schema.ScanReport` (returned as report.json's dict)."""
     n_threads = set_threads(threads)
     device = check_device(device)
     out = Path(output)
@@ -166,6 +168,7 @@ def predict(
         "software": {"hemato": hemato.__version__, "torch": torch.__version__},
     }
     report.update(measured)  # volume_ml, volume_status, abc2 in place; detection_limit, finding, coverage
+    filled = ScanReport(**report, slices=slices)  # the one report schema (hemato.report_schema)
     # write
-    write_report(out, scan, mask, report, slices, checkpoint, model.identity, dicom_seg=dicom_seg, dicom_sr=dicom_sr)
-    return report
+    write_report(out, scan, mask, filled, checkpoint, dicom_seg=dicom_seg, dicom_sr=dicom_sr)
+    return filled.as_dict()

@@ -4,7 +4,6 @@ a temporary folder put in place whole, so an error never leaves a partial report
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -13,9 +12,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-import hemato
 from hemato.data.readers.dicom import nifti_affine
 from hemato.data.readers.scan import Scan, natural_key
+from hemato.report_schema import ScanReport
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -54,16 +53,14 @@ def write_report(
     out: Path,
     scan: Scan,
     mask: np.ndarray,
-    report: dict[str, Any],
-    slices: list[dict[str, Any]],
+    report: ScanReport,
     checkpoint: str | Path | None,
-    identity: dict[str, Any],
     dicom_seg: bool = False,
     dicom_sr: bool = False,
 ) -> None:
-    """Write the report folder ``out`` for ``mask`` (Z, H, W) on ``scan``; ``report`` gains
-    its per-slice areas ``slices``. An earlier report in ``out`` is replaced entirely (no
-    stale mask or overlay remains)."""
+    """Write the report folder ``out`` for ``mask`` (Z, H, W) on ``scan``: every file reads
+    ``report`` (:class:`hemato.report_schema.ScanReport`). An earlier report in ``out`` is
+    replaced entirely (no stale mask or overlay remains)."""
     area_px = mask.reshape(mask.shape[0], -1).sum(1)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -80,46 +77,25 @@ def write_report(
                 scan.dicom_geometry["datasets"],
                 mask,
                 tmp / "seg.dcm",
-                model_name=str(identity.get("model", {}).get("name", "hemato")),
+                model_name=str(report.model.get("model", {}).get("name", "hemato")),
                 frames=scan.dicom_geometry.get("frames"),
             )
         else:
             (tmp / "mask").mkdir()
             for k, name in enumerate(scan.slice_names):
                 cv2.imwrite(str(tmp / "mask" / f"{name}.png"), mask[k].astype(np.uint8) * 255)
-        write_csv(tmp / "slices.csv", slices)
-        a = report["abc2"] or {}
-        row = {
-            "patient": report["patient"],
-            "volume_ml": report["volume_ml"],
-            "volume_status": report["volume_status"],
-            "abc2_ml": a.get("volume_ml"),
-            "A_mm": a.get("A_mm"),
-            "B_mm": a.get("B_mm"),
-            "C_mm": a.get("C_mm"),
-            "n_bleed_slices": report["n_bleed_slices"],
-            "slice_areas_mm2": ";".join("" if s["area_mm2"] is None else f"{s['area_mm2']:.2f}" for s in slices),
-            "slice_areas_px": ";".join(str(s["area_px"]) for s in slices),
-            "spacing_row_mm": scan.spacing_mm[0] if scan.spacing_mm else None,
-            "spacing_col_mm": scan.spacing_mm[1] if scan.spacing_mm else None,
-            "slice_spacing_mm": scan.thickness_mm,
-            "spacing_source": scan.source.get("spacing"),
-            "slice_spacing_source": scan.source.get("thickness"),
-            "checkpoint": str(checkpoint),
-            "checkpoint_sha256": identity["sha256"],
-            "hemato_version": hemato.__version__,
-        }
-        write_csv(tmp / "report.csv", [row])
-        report["slices"] = slices
-        (tmp / "report.json").write_text(json.dumps(report, indent=2))
+        doc = report.as_dict()
+        write_csv(tmp / "slices.csv", doc["slices"])
+        write_csv(tmp / "report.csv", [report.csv_row(checkpoint)])
+        (tmp / "report.json").write_text(report.to_json())
         if dicom_sr:
             from hemato.dicom_sr import write_dicom_sr
 
-            write_dicom_sr(report, scan.dicom_geometry["datasets"], tmp / "seg.dcm", tmp / "sr.dcm")
+            write_dicom_sr(doc, scan.dicom_geometry["datasets"], tmp / "seg.dcm", tmp / "sr.dcm")
         from hemato.predict.page import render_scan_page
 
         (tmp / "report.html").write_text(
-            render_scan_page(report, sorted((tmp / "overlays").glob("*.png"), key=natural_key))
+            render_scan_page(doc, sorted((tmp / "overlays").glob("*.png"), key=natural_key))
         )
         old = None
         if out.exists():
