@@ -286,7 +286,7 @@ def test_multiframe_enhanced_ct_measures_like_its_single_files(tmp_path: Path) -
     import nibabel as nib
 
     from hemato.data.readers.dicom import read_dicom_series
-    from hemato.dicom_seg import read_dicom_seg
+    from hemato.data.readers.dicom_seg import read_dicom_seg
 
     tilt = math.radians(15)
     hu, truth = head()
@@ -303,7 +303,7 @@ def test_multiframe_enhanced_ct_measures_like_its_single_files(tmp_path: Path) -
     c = run(tmp_path / "multi" / "enhanced.dcm", tmp_path / "c")  # the file itself as --input
     assert c["volume_ml"] == pytest.approx(a["volume_ml"]) and c["input"]["kind"] == "dicom"
     assert P.scans_in(tmp_path / "multi") == [tmp_path / "multi" / "enhanced.dcm"]  # a cohort entry too
-    *_, geo = read_dicom_series(tmp_path / "multi", with_geometry=True)
+    geo = read_dicom_series(tmp_path / "multi").dicom_geometry
     assert sorted(geo["frames"]) == list(range(1, len(hu) + 1))
     back = read_dicom_seg(tmp_path / "b" / "seg.dcm", geo["datasets"], geo["frames"])
     assert np.array_equal(back, np.transpose(np.asarray(mb.dataobj), (2, 1, 0)).astype(bool))
@@ -343,7 +343,7 @@ def test_feet_first_series_runs_from_the_feet_up_like_training(tmp_path: Path) -
     x0 = -100.0 + (hu.shape[2] - 1) * SP[1]  # its first column is the head-first series' last
     ipps = [[x0, -100.0, 5.0 * k] for k in range(len(hu))]
     write_dicom_series(tmp_path / "ff", ff, spacing=SP, iop=(-1, 0, 0, 0, 1, 0), ipps=ipps)
-    a, b = read_dicom_series(tmp_path / "hf")[0], read_dicom_series(tmp_path / "ff")[0]
+    a, b = read_dicom_series(tmp_path / "hf").image, read_dicom_series(tmp_path / "ff").image
     assert a[:, 0, 0].tolist() == b[:, 0, -1].tolist() == list(range(len(hu)))  # inferior first
     ra, rb = run(tmp_path / "hf", tmp_path / "a"), run(tmp_path / "ff", tmp_path / "b")
     assert rb["volume_ml"] == pytest.approx(ra["volume_ml"]) == pytest.approx(ml(truth.sum()))
@@ -472,7 +472,7 @@ def test_dicom_seg_reads_back_onto_the_same_voxels(tmp_path: Path) -> None:
     import pydicom
 
     from hemato.data.readers.dicom import read_dicom_series
-    from hemato.dicom_seg import read_dicom_seg
+    from hemato.data.readers.dicom_seg import read_dicom_seg
 
     hu, truth = head()
     write_dicom_series(tmp_path / "dcm", hu, spacing=SP)
@@ -480,7 +480,7 @@ def test_dicom_seg_reads_back_onto_the_same_voxels(tmp_path: Path) -> None:
     seg = tmp_path / "o" / "seg.dcm"
     ds = pydicom.dcmread(seg)
     assert ds.Modality == "SEG" and ds.SegmentSequence[0].SegmentLabel == "intracranial hemorrhage"
-    *_, geo = read_dicom_series(tmp_path / "dcm", with_geometry=True)
+    geo = read_dicom_series(tmp_path / "dcm").dicom_geometry
     back = read_dicom_seg(seg, geo["datasets"])
     assert back.shape == truth.shape and (back == truth).all() and r["volume_ml"] == pytest.approx(ml(truth.sum()))
     with pytest.raises(InputError, match="--dicom-seg needs a DICOM series"):

@@ -136,13 +136,15 @@ def convert_nifti(images: Path, masks: Path | None, out: Path, level: float = 40
     rows = []
     for f in _images_in(images, (".nii", ".gz")):
         pid = f.name.removesuffix(".gz").removesuffix(".nii")
-        hu, spacing, thickness, affine = read_nifti(f)
+        scan = read_nifti(f)
+        hu, spacing, thickness, affine = scan.image, scan.spacing_mm, scan.thickness_mm, scan.affine
         m = None
         if masks is not None:
             mf = masks / f.name
             if not mf.is_file():
                 raise InputError(f, f"no mask {mf}")
-            m, _, _, m_affine = read_nifti(mf, kind="mask")
+            mask_scan = read_nifti(mf, kind="mask")
+            m, m_affine = mask_scan.image, mask_scan.affine
             if m.shape != hu.shape:
                 raise InputError(mf, f"mask shape {m.shape} differs from image shape {hu.shape}")
             # same voxel grid in space, not only the same shape: a mask saved with another
@@ -167,7 +169,7 @@ def _dicom_mask(masks: Path, name: str, series: Path, geo: dict[str, Any], spaci
     import nibabel as nib
 
     from hemato.data.readers.dicom import nifti_affine
-    from hemato.dicom_seg import read_dicom_seg
+    from hemato.data.readers.dicom_seg import read_dicom_seg
 
     for nii in (masks / f"{name}.nii.gz", masks / f"{name}.nii"):
         if nii.is_file():
@@ -229,7 +231,8 @@ def convert_dicom(
     if masks is not None and not masks.is_dir():
         raise InputError(masks, "the masks folder does not exist")
     for d in folders:
-        hu, spacing, thickness, _, geo = read_dicom_series(d, with_geometry=True)
+        scan = read_dicom_series(d)
+        hu, spacing, thickness, geo = scan.image, scan.spacing_mm, scan.thickness_mm, scan.dicom_geometry
         if geo["order"] == "ImagePositionPatient" and not geo["uniform"]:
             raise InputError(
                 d,

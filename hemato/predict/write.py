@@ -12,7 +12,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from hemato.data.readers.dicom import nifti_affine
+from hemato.data.readers.images import write_mask_pngs
+from hemato.data.readers.nifti import write_mask_nifti
 from hemato.data.readers.scan import Scan, natural_key
 from hemato.report_schema import ScanReport
 
@@ -32,21 +33,6 @@ def overlay(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
     cnts, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     cv2.drawContours(rgb, cnts, -1, (0, 0, 255), 1)
     return rgb
-
-
-def write_mask_nifti(scan: Scan, mask: np.ndarray, path: Path) -> None:
-    import nibabel as nib
-
-    if scan.nifti_ref is not None:
-        orig, canon = scan.nifti_ref
-        data = np.transpose(mask[:, ::-1, ::-1], (2, 1, 0)).astype(np.uint8)  # back to canonical (x, y, z)
-        tr = nib.orientations.ornt_transform(nib.io_orientation(canon.affine), nib.io_orientation(orig.affine))
-        data = nib.orientations.apply_orientation(data, tr)
-        nib.save(nib.Nifti1Image(np.ascontiguousarray(data), orig.affine), str(path))
-        return
-    affine = nifti_affine(scan.dicom_geometry or {}, scan.spacing_mm, scan.thickness_mm, mask.shape[0])
-    data = np.transpose(mask, (2, 1, 0)).astype(np.uint8)  # (col, row, slice)
-    nib.save(nib.Nifti1Image(data, affine), str(path))
 
 
 def write_report(
@@ -71,7 +57,7 @@ def write_report(
         if scan.kind in ("nifti", "dicom"):
             write_mask_nifti(scan, mask, tmp / "mask.nii.gz")
         if dicom_seg or dicom_sr:
-            from hemato.dicom_seg import write_dicom_seg
+            from hemato.data.readers.dicom_seg import write_dicom_seg
 
             write_dicom_seg(
                 scan.dicom_geometry["datasets"],
@@ -81,9 +67,7 @@ def write_report(
                 frames=scan.dicom_geometry.get("frames"),
             )
         else:
-            (tmp / "mask").mkdir()
-            for k, name in enumerate(scan.slice_names):
-                cv2.imwrite(str(tmp / "mask" / f"{name}.png"), mask[k].astype(np.uint8) * 255)
+            write_mask_pngs(mask, scan.slice_names, tmp / "mask")
         doc = report.as_dict()
         write_csv(tmp / "slices.csv", doc["slices"])
         write_csv(tmp / "report.csv", [report.csv_row(checkpoint)])

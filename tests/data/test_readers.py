@@ -29,8 +29,11 @@ def test_dicom_series_geometry_and_order(tmp_path) -> None:
     hu, _ = blob_volume()
     hu[np.arange(6), 0, 0] = np.arange(6) * 10  # mark the slice order
     write_dicom_series(tmp_path / "s", hu, spacing=(0.4, 0.45), thickness=2.5)
-    out, spacing, thickness, pos = read_dicom_series(tmp_path / "s")
+    scan = read_dicom_series(tmp_path / "s")
+    out, spacing, thickness = scan.image, scan.spacing_mm, scan.thickness_mm
+    assert scan.intensity == "hu" and scan.kind == "dicom" and scan.source["spacing"] == "DICOM PixelSpacing"
     assert spacing == (0.4, 0.45) and thickness == pytest.approx(2.5)
+    assert np.allclose(np.diff(scan.positions_mm), 2.5) and scan.affine.shape == (4, 4)
     assert np.array_equal(out[:, 0, 0], np.arange(6) * 10.0)  # sorted by position, HU restored
     assert np.allclose(out[:, 5, 5], 30.0)
 
@@ -68,20 +71,21 @@ def test_dicom_importer_takes_masks_as_nifti_in_any_axis_order_or_dicom_seg(tmp_
     import nibabel as nib
 
     from hemato.data.readers.dicom import nifti_affine
-    from hemato.dicom_seg import write_dicom_seg
+    from hemato.data.readers.dicom_seg import write_dicom_seg
 
     hu, mask = blob_volume()
     for case in ("a", "b"):
         write_dicom_series(tmp_path / "series" / case, hu, spacing=(0.5, 0.5), thickness=5.0)
-    _, sp, th, _, geo = read_dicom_series(tmp_path / "series" / "a", with_geometry=True)
-    aff = nifti_affine(geo, sp, th, hu.shape[0])
+    a = read_dicom_series(tmp_path / "series" / "a")
+    aff = nifti_affine(a.dicom_geometry, a.spacing_mm, a.thickness_mm, hu.shape[0])
+    assert np.allclose(aff, a.affine)  # the reader's affine is the one the mask writers use
     (tmp_path / "masks").mkdir()
     # case a: a NIfTI saved as a viewer would, reoriented to RAS (axes flipped vs. the series)
     img = nib.as_closest_canonical(nib.Nifti1Image(np.transpose(mask, (2, 1, 0)).astype(np.uint8), aff))
     assert not np.allclose(img.affine, aff)  # really another axis order
     nib.save(img, str(tmp_path / "masks" / "a.nii.gz"))
     # case b: a DICOM SEG referencing series b
-    _, _, _, _, geo_b = read_dicom_series(tmp_path / "series" / "b", with_geometry=True)
+    geo_b = read_dicom_series(tmp_path / "series" / "b").dicom_geometry
     write_dicom_seg(geo_b["datasets"], mask, tmp_path / "masks" / "b.dcm")
     convert.convert_dicom(tmp_path / "series", tmp_path / "ds", keep_names=True, masks=tmp_path / "masks")
     recs = load_manifest(tmp_path / "ds" / "slices.csv")
@@ -130,7 +134,9 @@ def test_nifti_importer_exact_volume(tmp_path) -> None:
     write_nifti(
         tmp_path / "masks" / "049.nii", mask.astype(np.uint8), spacing=(0.42, 0.42), thickness=4.5, dtype=np.uint8
     )
-    data, spacing, thickness, _ = read_nifti(tmp_path / "ct_scans" / "049.nii")
+    scan = read_nifti(tmp_path / "ct_scans" / "049.nii")
+    data, spacing, thickness = scan.image, scan.spacing_mm, scan.thickness_mm
+    assert scan.intensity == "hu" and read_nifti(tmp_path / "masks" / "049.nii", kind="mask").intensity == "mask"
     assert np.allclose(data, hu) and spacing == pytest.approx((0.42, 0.42)) and thickness == pytest.approx(4.5)
     convert.convert_nifti(tmp_path / "ct_scans", tmp_path / "masks", tmp_path / "ds")
     (rec,) = load_manifest(tmp_path / "ds")
@@ -328,7 +334,8 @@ def test_multiframe_per_frame_rescale_and_spacing(tmp_path) -> None:
         stored[k] = (stored[k] + 7 * k) // 2  # the same HU through this frame's rescale (even offsets)
     ds.PixelData = stored.astype(np.uint16).tobytes()
     ds.save_as(f)
-    out, spacing, dz, _ = read_dicom_series(tmp_path / "mf")
+    mf = read_dicom_series(tmp_path / "mf")
+    out, spacing, dz = mf.image, mf.spacing_mm, mf.thickness_mm
     back = pydicom.dcmread(f)
     expect = back.pixel_array.astype(float) * 2 + np.array([-1024 - 7 * k for k in range(4)])[:, None, None]
     order = np.argsort(

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from hemato.data.readers.contract import Scan
 from hemato.data.readers.errors import InputError
 from hemato.data.readers.intensity import check_ct_values  # noqa: F401  (re-exported: older imports)
 
@@ -316,15 +317,15 @@ def _select_series(slices: list[_Slice], folder: Path, series_uid: str | None) -
 def read_dicom_series(
     folder: str | Path,
     tolerance: float = 0.05,
-    with_geometry: bool = False,
     series_uid: str | None = None,
     assume_ct: bool = False,
-):
+) -> Scan:
     """``folder``: a series folder, or one DICOM file (a multi-frame image).
 
-    Returns ``(hu (Z, H, W) float64, spacing (row, col) mm or None, slice spacing mm or
-    None, positions (Z,) mm along the normal)``, sorted along the slice normal; with
-    ``with_geometry`` also a dict: ``orientation`` (6 floats), ``origin`` and ``last``
+    Returns a :class:`~hemato.data.readers.contract.Scan`: ``image`` (Z, H, W) float64 HU
+    sorted along the slice normal, pixel spacing (row, col) mm or None, slice spacing mm or
+    None, ``positions_mm`` (Z,) along the normal, the RAS ``affine``, ``source`` (where each
+    geometry value came from) and ``dicom_geometry``, a dict: ``orientation`` (6 floats), ``origin`` and ``last``
     (first/last ImagePositionPatient, LPS mm), ``slice_extents_mm`` (Z,), ``uniform``,
     ``series_uid``, ``modality``, ``body_part`` (BodyPartExamined, upper case, or None), ``order`` ("ImagePositionPatient" or "InstanceNumber"),
     ``skipped`` (files not used, with why), ``datasets`` (the used pydicom datasets, in
@@ -394,7 +395,11 @@ def read_dicom_series(
         except Exception as e:
             ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
             name = getattr(ts, "name", str(ts)) if ts is not None else "unknown transfer syntax"
-            if ts is not None and not getattr(ts, "is_compressed", True):  # nothing to decode: the data is bad
+            try:
+                plain = ts is not None and ts.is_transfer_syntax and not ts.is_compressed
+            except (AttributeError, ValueError):  # not a transfer syntax UID at all
+                plain = False
+            if plain:  # nothing to decode: the data is bad
                 raise InputError(s.path, f"pixel data cannot be read ({name}; {str(e)[:120]})") from None
             raise InputError(
                 s.path,
@@ -463,8 +468,7 @@ def read_dicom_series(
                 "frames": None,
             }
         )
-        out = (hu, spacing, None, np.full(len(order), np.nan))
-        return (*out, geo) if with_geometry else out
+        return _scan(hu, spacing, None, np.full(len(order), np.nan), geo)
     orient = np.asarray(group[0].iop, dtype=np.float64)
     normal = np.cross(orient[:3], orient[3:])
     if not np.linalg.norm(normal) > 0.5:
@@ -507,7 +511,38 @@ def read_dicom_series(
             "frames": [group[i].frame + 1 for i in order] if group[0].frame is not None else None,
         }
     )
-    return (hu, spacing, spacing_z, pos, geo) if with_geometry else (hu, spacing, spacing_z, pos)
+    return _scan(hu, spacing, spacing_z, pos, geo)
+
+
+def _scan(hu: np.ndarray, spacing: Any, spacing_z: float | None, pos: np.ndarray, geo: dict[str, Any]) -> Scan:
+    """The series as the reader contract's Scan, with where each geometry value came from."""
+    if geo["order"] == "ImagePositionPatient":
+        thickness = "DICOM slice positions" + (
+            "" if geo["uniform"] else " (two or more slice spacings: per-slice extents)"
+        )
+    else:
+        thickness = "unknown (no ImagePositionPatient: slices ordered by InstanceNumber)"
+    src = {"spacing": "DICOM PixelSpacing" if spacing else "unknown", "thickness": thickness}
+    if geo.get("modality") not in (None, "CT"):
+        src["modality"] = f"{geo['modality']} read as CT (--assume-ct)"
+    if geo.get("kernel"):
+        src["kernel"] = f"{geo['kernel']} ({geo['kernel_kind'] or 'unknown kind'})"
+    if geo.get("series_choice"):
+        src["series"] = f"{geo['series_uid']}: {geo['series_choice']}"
+    varying = geo["order"] == "ImagePositionPatient" and not geo["uniform"]
+    return Scan(
+        hu,
+        spacing,
+        spacing_z,
+        "dicom",
+        src,
+        [str(k) for k in range(hu.shape[0])],
+        intensity="hu",
+        affine=nifti_affine(geo, spacing, spacing_z, hu.shape[0]),
+        slice_extents_mm=np.asarray(geo["slice_extents_mm"], float) if varying else None,
+        dicom_geometry=geo,
+        positions_mm=pos,
+    )
 
 
 def nifti_affine(

@@ -71,3 +71,11 @@ def read_mask(path: str | Path, mode: str = "binary") -> np.ndarray:
     if not values <= {0, 255} and not values <= {0, 1}:
         raise InputError(path, f"mask is not binary (values {sorted(values)[:6]}...); expected 0/255 or 0/1")
     return img > 0
+
+
+def write_mask_pngs(mask: np.ndarray, names: list[str], folder: Path) -> None:
+    """One PNG per slice of the (Z, H, W) ``mask`` (bleed 255, else 0), named ``<name>.png``:
+    the mask of a slice-image input, in its own files' geometry."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, name in enumerate(names):
+        cv2.imwrite(str(folder / f"{name}.png"), mask[k].astype(np.uint8) * 255)

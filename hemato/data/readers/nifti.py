@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hemato.data.readers.contract import Scan
 from hemato.data.readers.errors import InputError
 from hemato.data.readers.intensity import window_hu  # noqa: F401  (re-exported: older imports)
 
@@ -34,10 +35,10 @@ def check_qform_sform(img: object, path: Path) -> None:
         )
 
 
-def read_nifti(path: str | Path, kind: str = "image") -> tuple[np.ndarray, tuple[float, float], float, np.ndarray]:
-    """Read a NIfTI file as axial slices.
-
-    Returns ``(data (Z, H, W) float64, spacing (row, col) mm, slice spacing mm, affine)``
+def read_nifti(path: str | Path, kind: str = "image") -> Scan:
+    """Read a NIfTI file as axial slices: a :class:`~hemato.data.readers.contract.Scan` (``image``
+    (Z, H, W) float64 in the file's values, HU for CT; spacing (row, col) mm, slice spacing mm,
+    the canonical affine, ``nifti_ref`` (original and canonical images) for writing a mask back)
     (lengths in mm whatever unit the header states; geometry from the affine nibabel
     chooses, the sform when set, refused when qform and sform disagree; the slice spacing is the distance
     between slice planes, from the affine's determinant, so sheared grids measure right); the
@@ -93,4 +94,33 @@ def read_nifti(path: str | Path, kind: str = "image") -> tuple[np.ndarray, tuple
         values = np.unique(slices)
         if not set(values.tolist()) <= {0.0, 1.0} and not set(values.tolist()) <= {0.0, 255.0}:
             raise InputError(path, f"mask is not binary (values {values[:6].tolist()}...)")
-    return np.ascontiguousarray(slices), spacing, slice_spacing, img.affine
+    return Scan(
+        np.ascontiguousarray(slices),
+        spacing,
+        slice_spacing,
+        "nifti",
+        {"spacing": "NIfTI header", "thickness": "NIfTI affine (distance between slice planes)"},
+        [str(k) for k in range(slices.shape[0])],
+        intensity="mask" if kind == "mask" else "hu",
+        affine=img.affine,
+        nifti_ref=(raw, img),
+    )
+
+
+def write_mask_nifti(scan: Scan, mask: np.ndarray, path: Path) -> None:
+    """The (Z, H, W) ``mask`` as a uint8 NIfTI in ``scan``'s own geometry: a NIfTI input's
+    original affine and axis order, or a DICOM series' patient frame (RAS, from its positions)."""
+    import nibabel as nib
+
+    if scan.nifti_ref is not None:
+        orig, canon = scan.nifti_ref
+        data = np.transpose(mask[:, ::-1, ::-1], (2, 1, 0)).astype(np.uint8)  # back to canonical (x, y, z)
+        tr = nib.orientations.ornt_transform(nib.io_orientation(canon.affine), nib.io_orientation(orig.affine))
+        data = nib.orientations.apply_orientation(data, tr)
+        nib.save(nib.Nifti1Image(np.ascontiguousarray(data), orig.affine), str(path))
+        return
+    from hemato.data.readers.dicom import nifti_affine
+
+    affine = nifti_affine(scan.dicom_geometry or {}, scan.spacing_mm, scan.thickness_mm, mask.shape[0])
+    data = np.transpose(mask, (2, 1, 0)).astype(np.uint8)  # (col, row, slice)
+    nib.save(nib.Nifti1Image(data, affine), str(path))

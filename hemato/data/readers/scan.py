@@ -7,30 +7,14 @@ manifest), HU windowed into the model's window (``hemato.predict`` and the node 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from hemato.data.readers.contract import Scan
 from hemato.data.readers.errors import InputError
 from hemato.data.readers.images import IMAGE_SUFFIXES, read_slice
-
-
-@dataclass
-class Scan:
-    """One patient's slices (Z, H, W) uint8 with geometry and where it came from."""
-
-    image: np.ndarray
-    spacing_mm: tuple[float, float] | None
-    thickness_mm: float | None
-    kind: str
-    source: dict[str, str] = field(default_factory=dict)
-    slice_names: list[str] = field(default_factory=list)
-    nifti_ref: Any = None  # (original image, canonical image) for writing the mask back
-    slice_numbers: list[int] | None = None  # slice numbers of a slice folder / manifest (gap check)
-    slice_extents_mm: np.ndarray | None = None  # per-slice extents when the slice spacing varies
-    dicom_geometry: dict[str, Any] | None = None
 
 
 def missing_slices(numbers: list[int] | None) -> list[int]:
@@ -71,6 +55,11 @@ def _to_window(values: np.ndarray, path: Path, level: float, width: float, inten
     return window_hu(values, level, width)
 
 
+def _windowed(scan: Scan, path: Path, level: float, width: float, intensity: str) -> Scan:
+    """``scan`` (HU) with its image in the model's window, uint8 (:func:`_to_window`)."""
+    return replace(scan, image=_to_window(scan.image, path, level, width, intensity), intensity="windowed")
+
+
 def _slice_prefix(p: Path) -> str:
     """The name before the slice number (``077_13`` -> ``077_``; ``13`` -> ``''``)."""
     m = re.match(r"^(.*?)(\d+)\D*$", p.stem)
@@ -97,21 +86,9 @@ def read_scan(
         raise InputError(path, "input does not exist")
     name = path.name.lower()
     if path.is_file() and (name.endswith(".nii") or name.endswith(".nii.gz")):
-        import nibabel as nib
-
         from hemato.data.readers.nifti import read_nifti
 
-        values, spacing, slice_spacing, _ = read_nifti(path)
-        orig = nib.load(str(path))
-        return Scan(
-            _to_window(values, path, level, width, intensity),
-            spacing,
-            slice_spacing,
-            "nifti",
-            {"spacing": "NIfTI header", "thickness": "NIfTI affine (distance between slice planes)"},
-            [str(k) for k in range(values.shape[0])],
-            (orig, nib.as_closest_canonical(orig)),
-        )
+        return _windowed(read_nifti(path), path, level, width, intensity)
     if path.is_file() and name.endswith(".csv"):
         from hemato.data.manifest import load_manifest
 
@@ -140,21 +117,8 @@ def read_scan(
 
     if path.is_dir() or is_dicom_file(path):
         if path.is_file() or folder_has_dicom(path):  # a series folder, or one (multi-frame) file
-            hu, spacing, slice_spacing, _pos, geo = read_dicom_series(
-                path, with_geometry=True, series_uid=series_uid, assume_ct=assume_ct
-            )
-            src = {
-                "spacing": "DICOM PixelSpacing" if spacing else "unknown",
-                "thickness": (
-                    "DICOM slice positions"
-                    if geo["uniform"]
-                    else "DICOM slice positions (two or more slice spacings: per-slice extents)"
-                )
-                if geo["order"] == "ImagePositionPatient"
-                else "unknown (no ImagePositionPatient: slices ordered by InstanceNumber)",
-            }
-            if geo.get("modality") not in (None, "CT"):
-                src["modality"] = f"{geo['modality']} read as CT (--assume-ct)"
+            scan = read_dicom_series(path, series_uid=series_uid, assume_ct=assume_ct)
+            geo = scan.dicom_geometry
             if geo.get("kernel_kind") == "sharp":
                 raise InputError(
                     path,
@@ -162,22 +126,7 @@ def read_scan(
                     "the model was trained on soft-tissue (brain) reconstructions and misses bleeds in bone-kernel noise; "
                     "give the soft-kernel series of this scan",
                 )
-            if geo.get("kernel"):
-                src["kernel"] = f"{geo['kernel']} ({geo['kernel_kind'] or 'unknown kind'})"
-            if geo.get("series_choice"):
-                src["series"] = f"{geo['series_uid']}: {geo['series_choice']}"
-            scan = Scan(
-                _to_window(hu, path, level, width, intensity),
-                spacing,
-                slice_spacing,
-                "dicom",
-                src,
-                [str(k) for k in range(hu.shape[0])],
-                dicom_geometry=geo,
-            )
-            if geo["order"] == "ImagePositionPatient" and not geo["uniform"]:
-                scan.slice_extents_mm = np.asarray(geo["slice_extents_mm"], float)
-            return scan
+            return _windowed(scan, path, level, width, intensity)
         files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
         if not files:
             raise InputError(path, "no DICOM files and no PNG/JPG slices in the folder")
