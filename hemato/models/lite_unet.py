@@ -77,7 +77,7 @@ def _encoder() -> nn.Module:
     return enc
 
 
-@register("lite0_unet", label="Lite0 U-Net", order=4)
+@register("lite0_unet", label="lite0_unet", order=4)
 class Lite0UNet(nn.Module):
     """(B, in_channels, H, W) in [0, 1] -> logits (B, out_channels, H, W); H, W multiples of 32."""
 

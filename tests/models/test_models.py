@@ -220,7 +220,7 @@ def test_the_registry_is_the_one_place_a_network_is_declared() -> None:
     assert model_label({"name": "ours"}) == ("Ours", {"sa": True, "ca": True, "spa": True})
     assert model_label({"name": "ours", "sa": False, "ca": False, "spa": False})[0] == "U-Net (ours, all off)"
     assert model_label({"name": "ours", "ca": False, "spa": False})[0] == "U-Net+SA"
-    assert model_label({"name": "lite0_unet"}) == ("Lite0 U-Net", {"sa": False, "ca": False, "spa": False})
-    assert model_label({"name": "lite0_unet", "sa": True, "ca": True, "spa": True})[0] == "Lite0 U-Net+SA+CA+SPA"
+    assert model_label({"name": "lite0_unet"}) == ("lite0_unet", {"sa": False, "ca": False, "spa": False})
+    assert model_label({"name": "lite0_unet", "sa": True, "ca": True, "spa": True})[0] == "lite0_unet+SA+CA+SPA"
     assert model_label({"name": "unet"}) == ("U-Net", {}) and model_label({"name": "gone"}) == ("gone", {})
     assert info("segnet").switches() == {} and info("lite0_unet").switches() == {"sa": False, "ca": False, "spa": False}
