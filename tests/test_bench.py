@@ -31,7 +31,7 @@ def test_peak_from_simd_width_fma_and_clock() -> None:
 
 
 def test_calibrated_peak_is_never_below_a_measured_gemm(monkeypatch: pytest.MonkeyPatch) -> None:
-    import hemato.bench as B
+    import hemato.bench.peak as B
 
     peak = cpu_peak(cpuinfo=ZEN3, cores=2)  # 156.8 GFLOP/s at the nominal 2.45 GHz
     monkeypatch.setattr(B, "gemm_rate", lambda dtype=torch.float32, **k: 200.0 if dtype == torch.float32 else 390.0)

@@ -401,7 +401,7 @@ def test_the_soft_kernel_series_is_picked_and_a_bone_kernel_alone_refused(tmp_pa
     ],
 )
 def test_kernel_kinds(kernel: str, description: str, kind: str | None) -> None:
-    from hemato.data.readers.dicom import kernel_kind
+    from hemato.data.readers.dicom_kernel import kernel_kind
 
     assert kernel_kind(kernel, description) == kind
 

@@ -168,8 +168,8 @@ def _dicom_mask(masks: Path, name: str, series: Path, geo: dict[str, Any], spaci
     series, segment 1)."""
     import nibabel as nib
 
-    from hemato.data.readers.dicom import nifti_affine
     from hemato.data.readers.dicom_seg import read_dicom_seg
+    from hemato.data.readers.geometry import nifti_affine
 
     for nii in (masks / f"{name}.nii.gz", masks / f"{name}.nii"):
         if nii.is_file():

@@ -221,6 +221,23 @@ def check_input_size(size: int, divisor: int) -> None:
         raise ValueError(f"input size {size} must be a positive multiple of {divisor}")
 
 
+def check_input(x: torch.Tensor, divisor: int) -> None:
+    """:func:`check_input_size` on both sides of a (B, C, H, W) input."""
+    check_input_size(x.shape[-1], divisor)
+    check_input_size(x.shape[-2], divisor)
+
+
+def encode(x: torch.Tensor, encoders: nn.ModuleList, pool: nn.Module) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """A U-Net encoder: each stage's output kept as a skip, then pooled; returns the deepest
+    pooled map and the skips (shallowest first)."""
+    skips = []
+    for enc in encoders:
+        x = enc(x)
+        skips.append(x)
+        x = pool(x)
+    return x, skips
+
+
 __all__ = [
     "ConvBNReLU",
     "DoubleConv",
@@ -233,5 +250,9 @@ __all__ = [
     "bilinear_kernel",
     "init_weights",
     "count_parameters",
+    "check_input",
+    "check_input",
     "check_input_size",
+    "encode",
+    "encode",
 ]

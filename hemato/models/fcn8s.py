@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hemato.models.blocks import bilinear_kernel, check_input_size, init_weights
+from hemato.models.blocks import bilinear_kernel, check_input, init_weights
 from hemato.models.registry import register
 
 VGG16_STAGES = (2, 2, 3, 3, 3)
@@ -87,8 +87,7 @@ class FCN8s(nn.Module):
             self.upscore8.weight.copy_(bilinear_kernel(n, 16))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input_size(x.shape[-1], self.size_divisor)
-        check_input_size(x.shape[-2], self.size_divisor)
+        check_input(x, self.size_divisor)
         feats = []
         for stage in self.stages:
             x = self.pool(stage(x))

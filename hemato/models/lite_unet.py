@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hemato.models.blocks import DoubleConv, MultiHeadSelfAttention2D, SkipAttention, check_input_size, init_weights
+from hemato.models.blocks import DoubleConv, MultiHeadSelfAttention2D, SkipAttention, check_input, init_weights
 from hemato.models.registry import register
 
 
@@ -153,8 +153,7 @@ class Lite0UNet(nn.Module):
         self.encoder._conv_stem = new
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input_size(x.shape[-1], self.size_divisor)
-        check_input_size(x.shape[-2], self.size_divisor)
+        check_input(x, self.size_divisor)
         e = self.encoder
         x = (x * 255.0 - 127.0) / 128.0
         x = e._swish(e._bn0(e._conv_stem(x)))

@@ -37,7 +37,8 @@ from hemato.models.blocks import (
     MultiHeadSelfAttention2D,
     ResidualBlock,
     SkipAttention,
-    check_input_size,
+    check_input,
+    encode,
     init_weights,
 )
 from hemato.models.registry import register
@@ -89,13 +90,8 @@ class SelfAttentionUNet(nn.Module):
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input_size(x.shape[-1], self.size_divisor)
-        check_input_size(x.shape[-2], self.size_divisor)
-        skips = []
-        for enc in self.encoders:
-            x = enc(x)
-            skips.append(x)
-            x = self.pool(x)
+        check_input(x, self.size_divisor)
+        x, skips = encode(x, self.encoders, self.pool)
         x = self.bottleneck(x)
         for level in reversed(range(4)):
             x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)

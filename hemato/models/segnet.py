@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hemato.models.blocks import ConvBNReLU, check_input_size, init_weights
+from hemato.models.blocks import ConvBNReLU, check_input, init_weights
 from hemato.models.registry import register
 
 STAGES = (2, 2, 3, 3, 3)
@@ -52,8 +52,7 @@ class SegNet(nn.Module):
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input_size(x.shape[-1], self.size_divisor)
-        check_input_size(x.shape[-2], self.size_divisor)
+        check_input(x, self.size_divisor)
         indices = []
         for enc in self.encoders:
             x, idx = self.pool(enc(x))

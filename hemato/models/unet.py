@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hemato.models.blocks import DoubleConv, check_input_size, init_weights
+from hemato.models.blocks import DoubleConv, check_input, encode, init_weights
 from hemato.models.registry import register
 
 
@@ -48,13 +48,8 @@ class UNet(nn.Module):
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input_size(x.shape[-1], self.size_divisor)
-        check_input_size(x.shape[-2], self.size_divisor)
-        skips = []
-        for enc in self.encoders:
-            x = enc(x)
-            skips.append(x)
-            x = self.pool(x)
+        check_input(x, self.size_divisor)
+        x, skips = encode(x, self.encoders, self.pool)
         x = self.bottleneck(x)
         for up, dec, skip in zip(self.ups, self.decoders, reversed(skips)):
             x = dec(torch.cat([up(x), skip], dim=1))

@@ -70,8 +70,8 @@ def test_dicom_importer_exact_geometry(tmp_path) -> None:
 def test_dicom_importer_takes_masks_as_nifti_in_any_axis_order_or_dicom_seg(tmp_path) -> None:
     import nibabel as nib
 
-    from hemato.data.readers.dicom import nifti_affine
     from hemato.data.readers.dicom_seg import write_dicom_seg
+    from hemato.data.readers.geometry import nifti_affine
 
     hu, mask = blob_volume()
     for case in ("a", "b"):

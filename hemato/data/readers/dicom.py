@@ -33,8 +33,6 @@ Identifying tags are read by nobody here: only geometry and pixel data leave thi
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,8 +40,9 @@ from typing import Any
 import numpy as np
 
 from hemato.data.readers.contract import Scan
+from hemato.data.readers.dicom_kernel import kernel_kind, kernel_of
 from hemato.data.readers.errors import InputError
-from hemato.data.readers.intensity import check_ct_values  # noqa: F401  (re-exported: older imports)
+from hemato.data.readers.geometry import nifti_affine, slice_extents_mm
 
 # SOP classes that legitimately carry no pixel data and are skipped in a series folder:
 # Media Storage Directory (DICOMDIR), structured reports and key objects, presentation
@@ -113,19 +112,6 @@ def _floats(v: Any, n: int) -> list[float] | None:
     except (TypeError, ValueError):
         return None
     return out if len(out) == n else None
-
-
-def slice_extents_mm(positions: np.ndarray) -> np.ndarray:
-    """Per-slice extent along the normal (mm): half-way to each neighbour; the end slices
-    take the step to their one neighbour. Uniform steps h give h for every slice."""
-    pos = np.asarray(positions, float)
-    if len(pos) < 2:
-        return np.full(len(pos), np.nan)
-    steps = np.diff(pos)
-    ext = np.empty(len(pos))
-    ext[0], ext[-1] = steps[0], steps[-1]
-    ext[1:-1] = (steps[:-1] + steps[1:]) / 2.0
-    return ext
 
 
 def _check_steps(steps: np.ndarray, pos: np.ndarray, folder: Path, tolerance: float) -> bool:
@@ -217,44 +203,6 @@ def _parse_slices(f: Path, ds: Any, assume_ct: bool = False) -> list[_Slice] | s
             raise InputError(f, f"frame {k + 1} of the multi-frame image has no plane position or orientation")
         out.append(_Slice(f, ds, series, tuple(iop) if iop else None, ipp, "LOCALIZER" in image_type, k))
     return out
-
-
-_SHARP_WORDS = ("BONE", "SHARP", "LUNG", "EDGE", "DETAIL")
-_SOFT_WORDS = ("SOFT", "STANDARD", "BRAIN", "SMOOTH", "STND")
-_PHILIPS_SHARP = {"D", "E", "L", "YA", "YB", "YC", "YD", "YE", "YF"}
-_PHILIPS_SOFT = {"A", "B", "C", "UA", "UB", "UC", "UD"}
-_NUMBERED = re.compile(r"^([A-Z]{1,2})(\d{2})[A-Z]?$")  # Siemens H30s / Hr38 / J70h / B70f, Canon FC23
-
-
-def kernel_of(ds: Any) -> str:
-    """A dataset's ConvolutionKernel (multi-valued ones joined by '/'), or ''."""
-    k = getattr(ds, "ConvolutionKernel", None)
-    if k is None:
-        return ""
-    return "/".join(str(v) for v in k) if isinstance(k, (list, tuple)) or type(k).__name__ == "MultiValue" else str(k)
-
-
-def kernel_kind(kernel: str, description: str = "") -> str | None:
-    """``"sharp"`` (bone / lung / edge reconstructions), ``"soft"`` (brain / soft tissue)
-    or None (unknown) from a ConvolutionKernel and a SeriesDescription. Vendor conventions:
-    GE words (STANDARD, SOFT, BONE, LUNG, DETAIL, EDGE), Siemens and Canon numbers (H30s, Hr38,
-    J70h, FC23: >= 55 sharp, <= 45 soft; Canon FC >= 30 sharp), Philips letters (UA-UC, A-C
-    soft; D, E, L, Y* sharp). Hand-written: no library classifies kernels."""
-    words = [w for w in re.split(r"[^A-Z0-9]+", f"{kernel} {description}".upper()) if w]
-    if any(w.startswith(_SHARP_WORDS) for w in words):
-        return "sharp"
-    first = (re.split(r"[^A-Za-z0-9]+", kernel.strip()) or [""])[0].upper()
-    m = _NUMBERED.match(first)
-    if m:
-        n = int(m.group(2))
-        if m.group(1) == "FC":
-            return "sharp" if n >= 30 else "soft"
-        return "sharp" if n >= 55 else "soft" if n <= 45 else None
-    if first in _PHILIPS_SHARP:
-        return "sharp"
-    if first in _PHILIPS_SOFT or any(w.startswith(_SOFT_WORDS) for w in words):
-        return "soft"
-    return None
 
 
 def _kind(group: list[_Slice]) -> str | None:
@@ -545,34 +493,4 @@ def _scan(hu: np.ndarray, spacing: Any, spacing_z: float | None, pos: np.ndarray
     )
 
 
-def nifti_affine(
-    geo: dict[str, Any], spacing: tuple[float, float] | None, slice_spacing: float | None, n_slices: int
-) -> np.ndarray:
-    """The 4x4 RAS voxel-to-world affine (mm) of a series read by :func:`read_dicom_series`,
-    for NIfTI data indexed (col, row, slice) = ``np.transpose(volume, (2, 1, 0))``.
-
-    DICOM's patient frame is LPS, NIfTI's RAS; the slice axis is taken from the first and
-    last slice positions (right for a tilted gantry). Identity when the series has no
-    orientation (secondary captures)."""
-    affine = np.eye(4)
-    if not geo.get("orientation"):
-        return affine
-    row_dir, col_dir = np.asarray(geo["orientation"][:3], float), np.asarray(geo["orientation"][3:], float)
-    sr, sc = spacing or (1.0, 1.0)
-    affine[:3, 0] = row_dir * sc
-    affine[:3, 1] = col_dir * sr
-    if n_slices > 1:
-        affine[:3, 2] = (np.asarray(geo["last"], float) - np.asarray(geo["origin"], float)) / (n_slices - 1)
-    else:
-        affine[:3, 2] = np.cross(row_dir, col_dir) * (slice_spacing or 1.0)
-    affine[:3, 3] = geo["origin"]
-    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
-
-
-__all__: Sequence[str] = [
-    "check_ct_values",
-    "folder_has_dicom",
-    "is_dicom_file",
-    "read_dicom_series",
-    "slice_extents_mm",
-]
+__all__ = ["folder_has_dicom", "is_dicom_file", "read_dicom_series"]

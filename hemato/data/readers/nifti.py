@@ -119,7 +119,7 @@ def write_mask_nifti(scan: Scan, mask: np.ndarray, path: Path) -> None:
         data = nib.orientations.apply_orientation(data, tr)
         nib.save(nib.Nifti1Image(np.ascontiguousarray(data), orig.affine), str(path))
         return
-    from hemato.data.readers.dicom import nifti_affine
+    from hemato.data.readers.geometry import nifti_affine
 
     affine = nifti_affine(scan.dicom_geometry or {}, scan.spacing_mm, scan.thickness_mm, mask.shape[0])
     data = np.transpose(mask, (2, 1, 0)).astype(np.uint8)  # (col, row, slice)

@@ -1,0 +1,5 @@
+import sys
+
+from hemato.bench.cli import main
+
+sys.exit(main())
