@@ -34,6 +34,20 @@ from hemato.data.transforms import resize_slice
 Forward = Callable[[torch.Tensor], torch.Tensor]  # (B, 1, h, w) float32 in [0, 1] -> logits
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (MB): Linux's VmHWM of this program image (getrusage's
+    ru_maxrss would also count the parent's memory at the fork that started it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def physical_cores() -> int:
     """Physical cores this process may run on (hyper-threads counted once)."""
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))

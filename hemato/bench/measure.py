@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hemato.inference import torch_forward
+from hemato.inference import peak_rss_mb, torch_forward
 
 
 def _timeit(fn, min_seconds: float, min_iters: int = 2, warmup: int = 1) -> float:
@@ -210,7 +209,7 @@ def bench_model(
     if device.startswith("cuda"):
         r["peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
     else:
-        r["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+        r["peak_memory_mb"] = peak_rss_mb()  # this child process's own peak
     return r
 
 

@@ -11,7 +11,6 @@ import io
 import json
 import logging
 import os
-import resource
 import shutil
 import threading
 import time
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hemato.inference import peak_rss_mb
 from hemato.serve.queue import Ready, SeriesQueue
 from hemato.serve.scu import Destination, send
 
@@ -43,11 +43,6 @@ class JsonLines(logging.Formatter):
 
 def _emit(level: int, event: str, **fields: Any) -> None:
     log.log(level, event, extra={"fields": fields})
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (MB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 @dataclass
