@@ -96,7 +96,11 @@ class Node:
         ae.add_supported_context(Verification)
         if self.cfg.allowed:
             ae.require_calling_aet = list(self.cfg.allowed)
-        handlers = [(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_ECHO, lambda event: 0x0000)]
+        handlers = [
+            (evt.EVT_C_STORE, self._on_store),
+            (evt.EVT_C_ECHO, lambda event: 0x0000),
+            (evt.EVT_REJECTED, self._on_rejected),
+        ]
         self._server = ae.start_server((self.cfg.host, self.cfg.port), block=False, evt_handlers=handlers)
         pending = [p.name for p in (self.queue.root / "incoming").iterdir() if p.is_dir()]
         _emit(
@@ -126,6 +130,17 @@ class Node:
             pass
 
     # ------------------------------------------------------------ receiving
+    def _on_rejected(self, event: Any) -> None:
+        """An association this node refused (a calling AE title not in ``allowed``): one log line."""
+        req = event.assoc.requestor
+        _emit(
+            logging.WARNING,
+            "association_rejected",
+            calling_ae=str(getattr(req, "ae_title", "")).strip(),
+            address=f"{getattr(req, 'address', '?')}:{getattr(req, 'port', '?')}",
+            allowed=self.cfg.allowed,
+        )
+
     def _on_store(self, event: Any) -> int:
         """Write the instance to incoming/ before answering; 0x0000 only once it is on disk."""
         from pydicom import dcmread

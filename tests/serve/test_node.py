@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +24,20 @@ def node(tmp_path: Path):
     n.stop()
 
 
-def test_only_allowed_callers_and_instances_on_disk_when_acknowledged(node: Node, tmp_path: Path) -> None:
+def test_only_allowed_callers_and_instances_on_disk_when_acknowledged(
+    node: Node, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     hu = np.full((3, 32, 32), 30.0)
     files = write_dicom_series(tmp_path / "s", hu, series="1.2.826.0.1.3680043.8.498.77")
     me = Destination("HEMATO", "127.0.0.1", node.cfg.port)
-    with pytest.raises(RuntimeError, match="association rejected"):
-        send(files, me, calling_ae="INTRUDER")
+    with caplog.at_level(logging.WARNING, logger="hemato.serve"):
+        with pytest.raises(RuntimeError, match="association rejected"):
+            send(files, me, calling_ae="INTRUDER")
+        deadline = time.time() + 5
+        while not [r for r in caplog.records if r.getMessage() == "association_rejected"] and time.time() < deadline:
+            time.sleep(0.05)
+    (rej,) = [r for r in caplog.records if r.getMessage() == "association_rejected"]
+    assert rej.fields["calling_ae"] == "INTRUDER" and rej.fields["allowed"] == ["PACS"]
     assert not list((node.queue.root / "incoming").iterdir())
     send(files, me, calling_ae="PACS")  # returns after every C-STORE was answered with success
     stored = sorted((node.queue.root / "incoming" / "1.2.826.0.1.3680043.8.498.77").glob("*.dcm"))
