@@ -17,6 +17,8 @@
 #               (the recipe a shipped model needs; the two screened as one rung for the budget)
 #   icr         +4 as a rule, no training: lite's folds evaluated with the contract's intracranial
 #               rule (runs/ctich_ladder/lite_icr/)
+#   cv5         the kept recipe (synth) on all five folds against v4's five (no rules):
+#               reports/ctich/v7_cv5/ (run FOLDS="0 1 2 3 4" experiments/ctich_ladder.sh synth first)
 # FOLDS="0 1 2 3 4" experiments/ctich_ladder.sh RUNG runs a rung on every fold; EXTRA="threads=1"
 # adds overrides that change nothing but speed (e.g. one thread each for two runs side by side).
 # v4 (experiment=ctich, ours) is the committed reports/ctich/v4_cv5/folds.
@@ -33,7 +35,7 @@ overrides() {
     paste) echo "+data.lesion_paste.p=0.5" ;;
     robust) echo "+data.augment.scale=[0.7,1.4] +data.augment.noise_hu=20 +data.augment.sharpen=0.2" ;;
     synth) echo "$(overrides paste) $(overrides robust)" ;;
-    *) echo "unknown rung $1 (lite_whole, lite, native, paste, robust, synth, icr, report)" >&2; return 2 ;;
+    *) echo "unknown rung $1 (lite_whole, lite, native, paste, robust, synth, icr, cv5, report)" >&2; return 2 ;;
   esac
 }
 folds() { [ "$1" = lite_whole ] && echo "0" || echo "0 1"; }
@@ -44,6 +46,12 @@ for rung in "$@"; do
       [ -f "$ROOT/lite_icr/cv_lite0_unet/$(basename "$d")/oof_patients.csv" ] ||
         $PY -m hemato.cv evaluate "$d" --contract intracranial=true --out "$ROOT/lite_icr/cv_lite0_unet"
     done
+    continue
+  fi
+  if [ "$rung" = cv5 ]; then
+    CV5=${CV5:-reports/ctich/v7_cv5}
+    for d in "$ROOT"/synth/cv_lite0_unet/lite0_unet_fold*; do OUT="$CV5" keep "$d" "synth/$(basename "$d")"; done
+    $PY -m hemato.cv report "v4=reports/ctich/v4_cv5/folds" "synth=$CV5/runs/synth" --out "$CV5"
     continue
   fi
   if [ "$rung" = report ]; then
