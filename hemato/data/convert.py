@@ -81,6 +81,13 @@ def _parse(stem: str, pattern: str, path: Path) -> tuple[str, int]:
     return m.group("patient"), int(m.group("slice"))
 
 
+def _slice_files(images: Path, pattern: str):
+    """(file, patient, slice number, image (H, W) uint8) of every slice image in ``images``."""
+    for f in _images_in(images, IMAGE_SUFFIXES):
+        pid, idx = _parse(f.stem, pattern, f)
+        yield f, pid, idx, read_slice(f)
+
+
 def convert_images(
     images: Path,
     masks: Path | None,
@@ -94,9 +101,7 @@ def convert_images(
     """PNG/JPG slices (+ mask images with the same stem) named ``<patient>_<slice>``."""
     rows = []
     geo = _geometry(tuple(spacing) if spacing else None, thickness)
-    for f in _images_in(images, IMAGE_SUFFIXES):
-        pid, idx = _parse(f.stem, pattern, f)
-        img = read_slice(f)
+    for f, pid, idx, img in _slice_files(images, pattern):
         ip = _write_png(out / "images" / pid / f"{idx:04d}.png", img)
         row = {"patient": pid, "slice_index": idx, "image": str(Path(ip).relative_to(out)), **geo}
         if masks is not None:
@@ -120,9 +125,7 @@ def convert_labelme(
     """Slices + Labelme JSON files with the same stem (slices without JSON have no bleed)."""
     rows = []
     geo = _geometry(tuple(spacing) if spacing else None, thickness)
-    for f in _images_in(images, IMAGE_SUFFIXES):
-        pid, idx = _parse(f.stem, pattern, f)
-        img = read_slice(f)
+    for f, pid, idx, img in _slice_files(images, pattern):
         js = labelme / f"{f.stem}.json"
         m = read_labelme(js, labels=labels, shape_hw=img.shape) if js.is_file() else np.zeros(img.shape, bool)
         if m.shape != img.shape:
