@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from hemato.data.readers.errors import InputError
+from hemato.data.readers.geometry import nifti_affine
 from hemato.data.readers.scan import Scan
 from hemato.engine import Contract
 from hemato.scan_checks import intensity_flags, intensity_profile, not_a_head
@@ -98,7 +99,8 @@ def check_scan(scan: Scan, con: Contract, path: str | Path) -> list[str]:
 def override_geometry(
     scan: Scan, spacing: tuple[float, float] | None, thickness: float | None, path: str | Path
 ) -> None:
-    """``--spacing`` (row, col mm) and ``--slice-spacing`` (mm) replace the file's values, in place."""
+    """``--spacing`` (row, col mm) and ``--slice-spacing`` (mm) replace the file's values, in place
+    (a DICOM series' affine follows them)."""
     if spacing is not None:
         if len(spacing) != 2 or min(spacing) <= 0:
             raise InputError(path, f"--spacing must be two positive mm values, got {spacing}")
@@ -108,3 +110,6 @@ def override_geometry(
             raise InputError(path, f"--slice-spacing must be positive mm, got {thickness}")
         scan.thickness_mm, scan.source["thickness"] = float(thickness), "--slice-spacing"
         scan.slice_extents_mm = None
+    if scan.dicom_geometry is not None and (spacing is not None or thickness is not None):
+        # the series' voxel grid in the patient frame, at the spacings now in force
+        scan.affine = nifti_affine(scan.dicom_geometry, scan.spacing_mm, scan.thickness_mm, scan.image.shape[0])

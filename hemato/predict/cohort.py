@@ -69,10 +69,9 @@ def predict_cohort(
         row: dict[str, Any] = {"scan": name, "input": str(scan) if keep_names else None}
         try:
             done = dest / "report.json"
-            if done.is_file() and json.loads(done.read_text()).get("input", {}).get("fingerprint") == input_fingerprint(
-                scan
-            ):
-                r, row["status"] = json.loads(done.read_text()), "done before"
+            r = json.loads(done.read_text()) if done.is_file() else {}
+            if r.get("input", {}).get("fingerprint") == input_fingerprint(scan):
+                row["status"] = "done before"
             else:
                 r = predict(checkpoint, scan, dest, keep_names=keep_names, patient_id=name, loaded=model, **kw)
                 row["status"] = "ok"

@@ -170,5 +170,4 @@ def predict(
     report.update(measured)  # volume_ml, volume_status, abc2 in place; detection_limit, finding, coverage
     filled = ScanReport(**report, slices=slices)  # the one report schema (hemato.report_schema)
     # write
-    write_report(out, scan, mask, filled, checkpoint, dicom_seg=dicom_seg, dicom_sr=dicom_sr)
-    return filled.as_dict()
+    return write_report(out, scan, mask, filled, checkpoint, dicom_seg=dicom_seg, dicom_sr=dicom_sr)

@@ -4,6 +4,7 @@ a temporary folder put in place whole, so an error never leaves a partial report
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -43,16 +44,16 @@ def write_report(
     checkpoint: str | Path | None,
     dicom_seg: bool = False,
     dicom_sr: bool = False,
-) -> None:
+) -> dict[str, Any]:
     """Write the report folder ``out`` for ``mask`` (Z, H, W) on ``scan``: every file reads
     ``report`` (:class:`hemato.report_schema.ScanReport`). An earlier report in ``out`` is
-    replaced entirely (no stale mask or overlay remains)."""
-    area_px = mask.reshape(mask.shape[0], -1).sum(1)
+    replaced entirely (no stale mask or overlay remains). Returns report.json's dict."""
+    doc = report.as_dict()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         (tmp / "overlays").mkdir()
-        for k in np.flatnonzero(area_px):
+        for k in (k for k, s in enumerate(report.slices) if s.area_px):
             cv2.imwrite(str(tmp / "overlays" / f"slice_{scan.slice_names[k]}.png"), overlay(scan.image[k], mask[k]))
         if scan.kind in ("nifti", "dicom"):
             write_mask_nifti(scan, mask, tmp / "mask.nii.gz")
@@ -68,10 +69,9 @@ def write_report(
             )
         else:
             write_mask_pngs(mask, scan.slice_names, tmp / "mask")
-        doc = report.as_dict()
         write_csv(tmp / "slices.csv", doc["slices"])
         write_csv(tmp / "report.csv", [report.csv_row(checkpoint)])
-        (tmp / "report.json").write_text(report.to_json())
+        (tmp / "report.json").write_text(json.dumps(doc, indent=2))
         if dicom_sr:
             from hemato.dicom_sr import write_dicom_sr
 
@@ -90,3 +90,4 @@ def write_report(
             shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return doc

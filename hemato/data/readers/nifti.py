@@ -119,8 +119,7 @@ def write_mask_nifti(scan: Scan, mask: np.ndarray, path: Path) -> None:
         data = nib.orientations.apply_orientation(data, tr)
         nib.save(nib.Nifti1Image(np.ascontiguousarray(data), orig.affine), str(path))
         return
-    from hemato.data.readers.geometry import nifti_affine
-
-    affine = nifti_affine(scan.dicom_geometry or {}, scan.spacing_mm, scan.thickness_mm, mask.shape[0])
+    if scan.affine is None:
+        raise ValueError(f"{scan.kind} scan without an affine: no NIfTI geometry to write the mask in")
     data = np.transpose(mask, (2, 1, 0)).astype(np.uint8)  # (col, row, slice)
-    nib.save(nib.Nifti1Image(data, affine), str(path))
+    nib.save(nib.Nifti1Image(data, scan.affine), str(path))
