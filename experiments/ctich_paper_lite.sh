@@ -11,7 +11,10 @@
 # plain is the ladder's synth rung (runs/ctich_ladder/synth, all five folds: `FOLDS="0 1 2 3 4"
 # experiments/ctich_ladder.sh synth`); same folds, split, seed (42) and budget for every variant.
 # Runs: runs/ctich_paper/<variant>/cv_lite0_unet/lite0_unet_fold<K>/, resumed from their last epoch.
-# FOLDS=... overrides a variant's folds; EXTRA="threads=1" as in ctich_ladder.sh.
+# FOLDS=... overrides a variant's folds; EXTRA="threads=1" as in ctich_ladder.sh. Every fold
+# trains in the precision plain's fold trained in (its provenance.json): precision=auto decides
+# per run by a short speed probe, which chose bf16-mixed for plain's folds 0 and 3 and fp32 for
+# 1, 2 and 4 on this machine.
 # ~27 min a fold on 2 cores (Intel Xeon with AMX-BF16, bf16-mixed).
 set -euo pipefail
 PY=${PY:-python}
@@ -29,12 +32,18 @@ flags() {
   esac
 }
 folds() { [ "$1" = full ] && echo "0 1 2 3 4" || echo "0 1"; }
-train() {  # variant folds extra-overrides...
-  local v=$1 f=$2
+precision() {  # the precision plain's fold $1 trained in (precision=auto chose per run, by a probe)
+  $PY -c "import json,sys; print(json.load(open(sys.argv[1]))['precision']['precision'])" \
+    "$LADDER/synth/cv_lite0_unet/lite0_unet_fold$1/provenance.json"
+}
+train() {  # variant folds extra-overrides...: each fold in the precision plain's fold had
+  local v=$1 f=$2 k
   shift 2
-  # shellcheck disable=SC2086
-  FOLDS="$f" EXP=ctich_lite RUNS="$ROOT/$v" OUT="$ROOT/$v/report" PY="$PY" \
-    experiments/ctich_cv.sh lite0_unet $RECIPE "$@" ${EXTRA:-}
+  for k in $f; do
+    # shellcheck disable=SC2086
+    FOLDS="$k" EXP=ctich_lite RUNS="$ROOT/$v" OUT="$ROOT/$v/report" PY="$PY" \
+      experiments/ctich_cv.sh lite0_unet $RECIPE trainer.precision="$(precision "$k")" "$@" ${EXTRA:-}
+  done
 }
 source "$(dirname "$0")/keep.sh"
 for v in "$@"; do

