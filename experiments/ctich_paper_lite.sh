@@ -6,7 +6,7 @@
 #   experiments/ctich_paper_lite.sh full        # SA+CA+SPA, folds 0-4 (Table 1/2 at the recipe)
 #   experiments/ctich_paper_lite.sh sa sa_ca    # Table 7 rows +SA, +SA+CA, folds 0 1
 #   experiments/ctich_paper_lite.sh seed        # fold 0 again with seed 7, plain and full (seed spread)
-#   experiments/ctich_paper_lite.sh report      # reports/ctich/v7_paper/: pooled, paired, seeds
+#   experiments/ctich_paper_lite.sh report      # reports/ctich/v7_paper/: pooled, paired (Dice, IoU, Rvd), seeds, W&B run
 #
 # plain is the ladder's synth rung (runs/ctich_ladder/synth, all five folds: `FOLDS="0 1 2 3 4"
 # experiments/ctich_ladder.sh synth`); same folds, split, seed (42) and budget for every variant.
@@ -60,7 +60,7 @@ for v in "$@"; do
       for r in full sa sa_ca; do
         for d in "$ROOT/$r"/cv_lite0_unet/lite0_unet_fold*; do [ -d "$d" ] && keep "$d" "$r/$(basename "$d")"; done
       done
-      $PY -m hemato.cv report "${args[@]}" --out "$OUT"
+      $PY -m hemato.cv report "${args[@]}" --out "$OUT" --wandb  # + one offline W&B report run ($OUT/wandb)
       if [ -f "$ROOT/seed_plain/cv_lite0_unet/lite0_unet_fold0/oof_patients.csv" ]; then
         keep "$LADDER/synth/cv_lite0_unet/lite0_unet_fold0" "seeds/plain/seed42"
         keep "$ROOT/seed_plain/cv_lite0_unet/lite0_unet_fold0" "seeds/plain/seed$SEED2"

@@ -73,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     rp = sub.add_parser("report", help="pool folds per model: metrics with CIs, paired tests")
     rp.add_argument("runs", nargs="+", help="run folders (or folders of runs); LABEL=PATH labels a variant")
     rp.add_argument("--out", required=True)
+    rp.add_argument(
+        "--wandb",
+        action="store_true",
+        help="also log the tables as one W&B report run (offline unless WANDB_MODE=online; `wandb sync` uploads)",
+    )
     sp = sub.add_parser(
         "seeds", help="variants of one network over several training seeds on one split: difference vs seed spread"
     )
@@ -123,6 +128,15 @@ def main(argv: list[str] | None = None) -> int:
                     )
         else:
             s = cv_report(a.runs, a.out)
+            if a.wandb:
+                from hemato.evaluation.cv_report import labelled_runs, oof_tables
+                from hemato.report import log_report_to_wandb
+
+                out = Path(a.out)
+                figs = {Path(f).stem: out / f for f in s["figures"]}
+                files = [out / "table1_oof.md", out / "cv_summary.json"]
+                rid = log_report_to_wandb(oof_tables(s), figs, files, [r for _, r in labelled_runs(a.runs)], out)
+                print(f"W&B report run {rid} -> {out}/wandb")
             for label, m in s["models"].items():
                 print(
                     f"{label}: Dice (patient) {fmt_ci(m['dice_patient'], m['dice_patient_ci'])}, FP patients {m['fp_patients']} of {m['n_patients_without_bleed']} -> {a.out}/table1_oof.md"

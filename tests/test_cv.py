@@ -4,6 +4,7 @@ bootstrap CIs, paired tests, refusal of a patient tested twice."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -85,8 +86,15 @@ def test_folds_pool_per_model_with_cis_and_paired_test(tmp_path: Path) -> None:
     assert o["patient_specificity"] == 0.0 and s["models"]["U-Net"]["patient_specificity"] == 1.0
     pt = s["paired"]["Ours - U-Net"]
     assert pt["n"] == 2 and pt["mean_diff"] == pytest.approx(0.25)
+    pm = s["paired_metrics"]["Ours - U-Net"]  # every per-patient metric the runs hold, paired
+    assert set(pm) == {"dice", "iou", "rvd"} and pm["dice"]["mean_diff"] == pytest.approx(0.25)
+    assert pm["iou"]["mean_diff"] == pytest.approx(((80 / 120 - 50 / 150) + (60 / 140 - 40 / 160)) / 2)
+    assert pm["rvd"]["mean_diff"] == 0 and pm["rvd"]["wilcoxon_p"] == 1.0
     md = (tmp_path / "out" / "table1_oof.md").read_text()
     assert "| Ours | 0,1 | 4 | 2 | 0.700 [" in md and "Ours - U-Net" in md
+    assert (
+        "| Ours - U-Net | IoU | 2 | 0.256 [" in md and "| Ours - U-Net | abs Rvd | 2 | 0.000 [0.000, 0.000] | 1 |" in md
+    )
     # both bleeds hold 100 voxels (0.1 ml at the assumed geometry): the small-bleed column
     assert o["by_size"]["< 2 ml"]["n"] == 2 and o["by_size"]["< 2 ml"]["dice_patient"] == pytest.approx(0.7)
     assert o["by_size"]["> 10 ml"]["n"] == 0 and "| Ours | 0.700 [" in md
@@ -366,3 +374,29 @@ def test_summary_counts_bleeds_found_and_the_volume_error_of_those_of_2_ml_or_mo
     assert m["bleeds_found"] == 2  # dice >= 0.2: a and c; b (0.19) and d are missed
     assert m["n_bleeds_2ml"] == 3 and m["bleeds_found_2ml"] == 2
     assert m["median_abs_rvd_2ml"] == pytest.approx(0.3)
+
+
+def test_the_report_as_a_wandb_run_holds_the_same_numbers(tmp_path: Path) -> None:
+    """hemato.cv report --wandb: one offline W&B run whose tables hold cv_summary's numbers."""
+    _fake_run(tmp_path, "ours_fold0", OURS, 0, [("a", 80, 100, 100, 100), ("b", 0, 0, 0, 0)])
+    _fake_run(tmp_path, "unet_fold0", UNET, 0, [("a", 50, 100, 100, 100), ("b", 0, 0, 0, 0)])
+    out = tmp_path / "rep"
+    proc = subprocess.run(
+        [sys.executable, "-m", "hemato.cv", "report", str(tmp_path), "--out", str(out), "--wandb"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "WANDB_MODE": "offline"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (rep,) = list((out / "wandb").glob("offline-run-*"))
+    tables = {p.name.rsplit("_", 2)[0]: p for p in (rep / "files" / "media" / "table" / "tables").glob("*.table.json")}
+    assert {"oof_models", "oof_paired", "oof_by_size"} <= set(tables), sorted(tables)
+    t = json.loads(tables["oof_paired"].read_text())
+    row = dict(zip(t["columns"], next(r for r in t["data"] if r[t["columns"].index("metric")] == "dice")))
+    s = json.loads((out / "cv_summary.json").read_text())
+    assert row["comparison"] == "Ours - U-Net" and row["mean_diff"] == pytest.approx(
+        s["paired"]["Ours - U-Net"]["mean_diff"]
+    )
+    m = json.loads(tables["oof_models"].read_text())
+    assert sorted(r[m["columns"].index("model")] for r in m["data"]) == ["Ours", "U-Net"]

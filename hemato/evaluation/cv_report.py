@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,70 @@ import yaml
 from hemato.evaluation.oof import ASSUMED_SLICE_MM, ASSUMED_SPACING_MM, FOUND_DICE, FP_AREA_MM2, VOXEL_ML, by_size
 from hemato.evaluation.stats import bootstrap_ci, fmt_ci, paired_test
 from hemato.rundir import write_atomic
+
+# per-patient columns of oof_patients.csv compared pairwise (paired_test), and their names
+PAIRED_METRICS = {"dice": "Dice", "iou": "IoU", "rvd": "abs Rvd", "rvd_signed": "relative volume error (signed Rvd)"}
+
+
+class OofTable(NamedTuple):
+    """A table of numbers from ``cv_summary.json`` (for a W&B report run)."""
+
+    key: str
+    data: pd.DataFrame
+
+
+def oof_tables(summary: dict[str, Any]) -> list[OofTable]:
+    """``cv_report``'s summary as tables of numbers: per model (Table 1/2 out of fold), paired
+    per metric, per bleed size, per rotation."""
+    models = pd.DataFrame(
+        [
+            {
+                "model": k,
+                "folds": ",".join(map(str, m["folds"])),
+                "patients": m["n_patients"],
+                "with_bleed": m["n_patients_with_bleed"],
+                **{f"{x}_patient": m[f"{x}_patient"] for x in ("dice", "iou", "rvd")},
+                "dice_patient_lo": m["dice_patient_ci"][0],
+                "dice_patient_hi": m["dice_patient_ci"][1],
+                "fp_patients": m["fp_patients"],
+                "bleeds_found": m["bleeds_found"],
+                "bleeds_found_2ml": m["bleeds_found_2ml"],
+                "median_abs_rvd_2ml": m["median_abs_rvd_2ml"],
+            }
+            for k, m in summary["models"].items()
+        ]
+    )
+    paired = pd.DataFrame(
+        [
+            {
+                "comparison": c,
+                "metric": name,
+                "n": v["n"],
+                "mean_diff": v["mean_diff"],
+                "ci_lo": v["ci"][0],
+                "ci_hi": v["ci"][1],
+                "wilcoxon_p": v["wilcoxon_p"],
+            }  # fmt: skip
+            for c, per in summary.get("paired_metrics", {}).items()
+            for name, v in per.items()
+        ]
+    )
+    sizes = pd.DataFrame(
+        [
+            {"model": k, "size": s, "n": r["n"], "dice_patient": r["dice_patient"]}
+            for k, m in summary["models"].items()
+            for s, r in m["by_size"].items()
+        ]
+    )
+    rot = pd.DataFrame(
+        [
+            {"model": k, "rotation": a, "dice_patient": r["dice_patient"], "diff_vs_0": r["diff_vs_0"]}
+            for k, v in summary["rotations"].items()
+            for a, r in v.items()
+        ]
+    )
+    tables = [OofTable("oof_models", models), OofTable("oof_by_size", sizes)]
+    return tables + [OofTable(k, t) for k, t in (("oof_paired", paired), ("oof_rotations", rot)) if len(t)]
 
 
 def fp_threshold_px(assumed_spacing_mm: float = ASSUMED_SPACING_MM, fp_area_mm2: float = FP_AREA_MM2) -> float:
@@ -197,7 +261,7 @@ def cv_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) -> di
         raise FileNotFoundError(
             f"no evaluated run (oof_patients.csv) under {', '.join(map(str, paths))}; run `python -m hemato.cv evaluate` first"
         )
-    summary: dict[str, Any] = {"models": {}, "paired": {}, "rotations": {}}
+    summary: dict[str, Any] = {"models": {}, "paired": {}, "paired_metrics": {}, "rotations": {}}
     rows = []
     for label, (p, s) in merged.items():
         p0, s0 = p[p["rotation"] == 0], s[s["rotation"] == 0]
@@ -272,7 +336,11 @@ def cv_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) -> di
     for i, a in enumerate(labels):
         for b in labels[i + 1 :]:
             pa, pb = merged[a][0], merged[b][0]
-            summary["paired"][f"{a} - {b}"] = paired_test(pa[pa["rotation"] == 0], pb[pb["rotation"] == 0], seed=seed)
+            pa0, pb0 = pa[pa["rotation"] == 0], pb[pb["rotation"] == 0]
+            summary["paired"][f"{a} - {b}"] = paired_test(pa0, pb0, seed=seed)
+            summary["paired_metrics"][f"{a} - {b}"] = {
+                m: paired_test(pa0, pb0, metric=m, seed=seed) for m in PAIRED_METRICS if m in pa0 and m in pb0
+            }
     table = pd.DataFrame(rows)
     write_atomic(out / "table1_oof.csv", table.to_csv(index=False))
     md = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
@@ -288,6 +356,20 @@ def cv_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) -> di
         md += [
             f"| {k} | {v['n']} | {fmt_ci(v['mean_diff'], v['ci'])} | {v['wilcoxon_p']:.3g} |"
             for k, v in summary["paired"].items()
+        ]
+    if len(labels) > 1:
+        md += [
+            "",
+            "Paired per patient, each metric, a - b over the patients with bleed tested by both (Dice, IoU:",
+            "higher is better; abs Rvd: lower is better; the signed relative volume error: above 0 calls more):",
+            "",
+            "| comparison | metric | n | mean difference [95 % CI] | Wilcoxon p |",
+            "|---|---|---|---|---|",
+        ]
+        md += [
+            f"| {k} | {PAIRED_METRICS[m]} | {v['n']} | {fmt_ci(v['mean_diff'], v['ci'])} | {v['wilcoxon_p']:.3g} |"
+            for k, per in summary["paired_metrics"].items()
+            for m, v in per.items()
         ]
     if summary["rotations"]:
         md += [

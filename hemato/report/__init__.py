@@ -25,25 +25,26 @@ def wandb_run_ids(paths: list[Path]) -> dict[str, str]:
 
 
 def log_report_to_wandb(
-    tables: list, figs: dict[str, Path], html: Path, runs: list, out: Path, project: str = "hemato"
+    tables: list, figs: dict[str, Path], files: list[Path], run_paths: list[Path], out: Path, project: str = "hemato"
 ) -> str:
-    """One W&B run (job type ``report``) holding every table as a ``wandb.Table`` (the
-    paper's numbers in their own columns, each row's W&B run id beside its run folder),
-    every figure as an image and ``report.html`` as an artifact. Offline unless WANDB_MODE
-    says otherwise; ``wandb sync`` uploads it. Returns the run's id."""
+    """One W&B run (job type ``report``) holding every table (anything with ``key`` and a
+    DataFrame ``data``) as a ``wandb.Table`` (each row's W&B run id beside its run folder
+    where a row names one), every figure as an image and ``files`` (report.html, the
+    Markdown tables) as an artifact. Offline unless WANDB_MODE says otherwise; ``wandb sync``
+    uploads it. Returns the run's id."""
     import os
 
     import wandb
 
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
-    ids = wandb_run_ids([r.path for r in runs])
+    ids = wandb_run_ids(run_paths)
     run = wandb.init(
         project=project,
         job_type="report",
         name=f"report-{out.name}",
         dir=str(out),
-        config={"runs": [str(r.path) for r in runs], "wandb_runs": ids},
+        config={"runs": [str(p) for p in run_paths], "wandb_runs": ids},
     )
     for t in tables:
         df = t.data.copy()
@@ -55,7 +56,8 @@ def log_report_to_wandb(
     for name, p in figs.items():
         run.log({f"figures/{p.stem}": wandb.Image(str(p), caption=name)})
     art = wandb.Artifact(f"report-{out.name}".replace("/", "_"), type="report")
-    art.add_file(str(html))
+    for f in files:
+        art.add_file(str(f))
     run.log_artifact(art)
     rid = run.id
     run.finish()
@@ -133,6 +135,6 @@ def build_report(run_paths: list[str | Path], out_dir: str | Path, wandb: bool =
         "figures": [p.name for p in figs.values()],
     }
     if wandb:
-        summary["wandb_run"] = log_report_to_wandb(tables, figs, out / "report.html", runs, out)
+        summary["wandb_run"] = log_report_to_wandb(tables, figs, [out / "report.html"], [r.path for r in runs], out)
     write_atomic(out / "report.json", json.dumps(summary, indent=2))
     return summary
