@@ -61,6 +61,15 @@ for v in "$@"; do
         for d in "$ROOT/$r"/cv_lite0_unet/lite0_unet_fold*; do [ -d "$d" ] && keep "$d" "$r/$(basename "$d")"; done
       done
       $PY -m hemato.cv report "${args[@]}" --out "$OUT" --wandb  # + one offline W&B report run ($OUT/wandb)
+      t7=()  # Table 7 on the folds every variant has (0 and 1): plain, +SA, +SA+CA, full
+      for r in plain sa sa_ca full; do
+        for k in 0 1; do
+          d="$ROOT/$r/cv_lite0_unet/lite0_unet_fold$k"
+          [ "$r" = plain ] && d="$LADDER/synth/cv_lite0_unet/lite0_unet_fold$k"
+          [ -f "$d/oof_patients.csv" ] && t7+=("$r=$d")
+        done
+      done
+      $PY -m hemato.cv report "${t7[@]}" --out "$OUT/table7" --wandb
       if [ -f "$ROOT/seed_plain/cv_lite0_unet/lite0_unet_fold0/oof_patients.csv" ]; then
         keep "$LADDER/synth/cv_lite0_unet/lite0_unet_fold0" "seeds/plain/seed42"
         keep "$ROOT/seed_plain/cv_lite0_unet/lite0_unet_fold0" "seeds/plain/seed$SEED2"
