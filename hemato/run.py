@@ -32,7 +32,7 @@ from hemato.evaluation.run_test import evaluate_patients
 from hemato.inference import physical_cores, set_threads
 from hemato.metrics.overlap import patient_table, slice_table, summarize
 from hemato.metrics.subgroups import SubgroupThresholds
-from hemato.precision import PrecisionChoice, choose_precision, probe_train_speed
+from hemato.precision import PrecisionChoice, cached_choice, choose_precision, probe_train_speed
 from hemato.rundir import write_atomic
 from hemato.tasks.checkpointing import AtomicCheckpointIO, init_network_from
 
@@ -151,7 +151,21 @@ def resolve_precision(cfg: DictConfig, resumed_from: dict[str, Any] | None = Non
             in_channels=int(model_kwargs.get("in_channels", 1)),
         )
 
-    return choose_precision(cfg.trainer.get("precision", "32-true"), str(cfg.trainer.get("accelerator", "cpu")), probe)
+    def decide() -> PrecisionChoice:
+        return choose_precision(
+            cfg.trainer.get("precision", "32-true"), str(cfg.trainer.get("accelerator", "cpu")), probe
+        )
+
+    if str(cfg.trainer.get("precision")) != "auto":
+        return decide()
+    init_only = {"encoder_weights"}  # how a network starts does not change its speed
+    key = {
+        "model": {k: v for k, v in model_kwargs.items() if k not in init_only},
+        "input_size": size,
+        "batch": min(4, int(cfg.data.batch_size)),
+        "threads": torch.get_num_threads(),
+    }
+    return cached_choice(key, decide)
 
 
 def cpu_threads_per_process(cfg: DictConfig) -> int:

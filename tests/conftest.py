@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,10 @@ import pytest
 _ROOT = Path(__file__).resolve().parents[1]
 if not (_ROOT.parent / "shared" / "data" / "ctich" / "slices.csv").is_file():
     os.environ.setdefault("HEMATO_CTICH", str(_ROOT / "data" / "ctich-sample" / "slices.csv"))
+
+# precision=auto keeps its probe's decision per machine (hemato.precision.cached_choice): the
+# tests keep theirs apart from the user's, fresh each session (child processes inherit it)
+os.environ.setdefault("HEMATO_CACHE_DIR", tempfile.mkdtemp(prefix="hemato-test-cache-"))
 
 from hemato.data.phantom import PhantomSource  # noqa: E402  (after the environment is set)
 

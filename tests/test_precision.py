@@ -77,3 +77,29 @@ def test_a_resumed_run_keeps_the_precision_it_started_with() -> None:
     assert c.precision == "32-true" and "resumed run" in c.reason
     cfg.trainer.precision = "bf16-mixed"  # an explicit setting always wins
     assert resolve_precision(cfg, earlier).precision == "bf16-mixed"
+
+
+def test_a_probed_decision_is_kept_per_machine_and_network(tmp_path, monkeypatch) -> None:
+    """Runs of one cross-validation train alike: the first run's probe decides for the rest."""
+    from hemato.precision import PrecisionChoice, cached_choice
+
+    monkeypatch.setenv("HEMATO_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    def decide(ratio: float) -> PrecisionChoice:
+        calls.append(ratio)
+        prec = "bf16-mixed" if ratio >= 1.1 else "32-true"
+        return PrecisionChoice(prec, f"probe ran {ratio}x", {"fp32": 1.0, "bf16": ratio})
+
+    key = {"model": {"name": "lite0_unet"}, "input_size": 256, "batch": 4, "threads": 2}
+    first = cached_choice(key, lambda: decide(1.3))
+    again = cached_choice(key, lambda: decide(0.8))  # a noisier probe would now say fp32
+    assert calls == [1.3] and first.precision == again.precision == "bf16-mixed"
+    assert "probe of " in again.reason and str(tmp_path) in again.reason and again.probe == first.probe
+    other = cached_choice({**key, "threads": 1}, lambda: decide(0.8))
+    assert calls == [1.3, 0.8] and other.precision == "32-true"
+    (stored,) = [p for p in (tmp_path / "precision").glob("*.json") if "1.3" in p.read_text()]
+    stored.write_text("{not json")  # an unreadable file is measured again
+    assert cached_choice(key, lambda: decide(0.9)).precision == "32-true" and calls[-1] == 0.9
+    unmeasured = cached_choice({"x": 1}, lambda: PrecisionChoice("32-true", "set in the config"))
+    assert unmeasured.reason == "set in the config" and len(list((tmp_path / "precision").glob("*.json"))) == 2
