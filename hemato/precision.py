@@ -23,9 +23,9 @@ import json
 import os
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
