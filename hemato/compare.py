@@ -86,13 +86,12 @@ def _side(arg: str | Path, out: Path, loaded: Any, checkpoint: Any, **kw: Any) -
     return predict(checkpoint, p, out, loaded=loaded, **kw), out
 
 
-def _overlay_pair(r0: Path, r1: Path, k0: int, k1: int, path: Path) -> Path | None:
+def _overlay_pair(d0: Path, d1: Path, n0: int, n1: int, path: Path) -> Path | None:
+    """The two report folders' overlays of slices ``n0`` and ``n1`` side by side."""
     import cv2
 
-    a = sorted((r0 / "overlays").glob("*.png"))
-    b = sorted((r1 / "overlays").glob("*.png"))
-    n0 = ScanReport.load(r0).slices[k0].slice
-    n1 = ScanReport.load(r1).slices[k1].slice
+    a = sorted((d0 / "overlays").glob("*.png"))
+    b = sorted((d1 / "overlays").glob("*.png"))
     f0 = next((f for f in a if f.stem == f"slice_{n0}"), None)
     f1 = next((f for f in b if f.stem == f"slice_{n1}"), None)
     if f0 is None or f1 is None:
@@ -160,9 +159,8 @@ def compare(
             **expansion(float(v0 or 0.0), float(v1 or 0.0)),
         }
         if i is not None and j is not None:
-            p = _overlay_pair(
-                d0, d1, b0[i]["largest_slice"], b1[j]["largest_slice"], out / "overlays" / f"bleed_{n + 1}.png"
-            )
+            n0, n1 = r0["slices"][b0[i]["largest_slice"]]["slice"], r1["slices"][b1[j]["largest_slice"]]["slice"]
+            p = _overlay_pair(d0, d1, n0, n1, out / "overlays" / f"bleed_{n + 1}.png")
             row["overlay"] = str(p.relative_to(out)) if p else None
         result["bleeds"].append(row)
     write_atomic(out / "compare.json", json.dumps(result, indent=2, default=float))
