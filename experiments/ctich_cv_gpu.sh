@@ -10,8 +10,10 @@
 # train runs the five folds side by side on the one GPU (3 data workers each of the 16 cores),
 # each stopped by Lightning's max_time (MAX_TIME, default 6.5 min) if its epochs are not done
 # by then, so the call returns inside the device's 10-minute limit; SCALE multiplies the
-# recipe's 2,400 patches an epoch (default 6: ~230,000 patches a fold against the CPU's
-# 38,400; a guess, never measured on a GPU here: the fold logs print the rate to tune it).
+# recipe's 2,400 patches an epoch (default 4: 153,600 patches a fold against the CPU's 38,400).
+# Sized from the data pipeline alone: 3.4 ms a patch on one (shared) Xeon core here, so ~900 a
+# second a fold from 3 workers, ~3 min a fold; the GPU side was never measured: the fold logs
+# print the rate to tune SCALE.
 # Out come fold<K>.pt (the tested weights in fp16), runs.tar.gz (configs, splits, curves,
 # logs) and train.log: 7 files, under the 8 x 16 MiB the tool returns. unpack rebuilds
 # run folders pointed at the native 512 px slices and runs hemato.cv evaluate + report, the
@@ -44,7 +46,7 @@ train() {  # fold runs side by side, then collect into $1
     nice $PY -m hemato.run experiment=ctich_synth model=lite0_unet data.fold="$k" \
       data.manifest="$pack/ctich256/slices.csv" model.encoder_weights="$pack/lite0_imagenet_encoder_fp16.pt" \
       trainer="${TRAINER:-gpu}" data.num_workers="${WORKERS:-3}" threads="${THREADS:-2}" \
-      data.samples_per_epoch="${SAMPLES:-$((2400 * ${SCALE:-6}))}" trainer.max_epochs="${EPOCHS:-16}" \
+      data.samples_per_epoch="${SAMPLES:-$((2400 * ${SCALE:-4}))}" trainer.max_epochs="${EPOCHS:-16}" \
       +trainer.max_time="${MAX_TIME:-00:00:06:30}" hydra.run.dir="$RUNS/device/lite0_unet_fold$k" ${EXTRA:-} \
       > "$RUNS/device/fold$k.log" 2>&1 &
     pids+=($!)
