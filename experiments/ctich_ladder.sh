@@ -15,6 +15,7 @@
 #   robust      +5: lite + scale 0.7-1.4, noise up to 20 HU, sharpen (data.augment.*), folds 0 1
 #   synth       +2+5 together: lite + lesion synthesis + the robustness augmentation, folds 0 1
 #               (the recipe a shipped model needs; the two screened as one rung for the budget)
+#   native_synth  +3 on synth: the shipped recipe at 512 px (native measured best on folds 0-1), folds 0 1
 #   icr         +4 as a rule, no training: lite's folds evaluated with the contract's intracranial
 #               rule (runs/ctich_ladder/lite_icr/)
 #   cv5         the kept recipe (synth) on all five folds against v4's five (no rules):
@@ -35,7 +36,8 @@ overrides() {
     paste) echo "+data.lesion_paste.p=0.5" ;;
     robust) echo "+data.augment.scale=[0.7,1.4] +data.augment.noise_hu=20 +data.augment.sharpen=0.2" ;;
     synth) echo "$(overrides paste) $(overrides robust)" ;;
-    *) echo "unknown rung $1 (lite_whole, lite, native, paste, robust, synth, icr, cv5, report)" >&2; return 2 ;;
+    native_synth) echo "$(overrides native) $(overrides synth)" ;;
+    *) echo "unknown rung $1 (lite_whole, lite, native, paste, robust, synth, native_synth, icr, cv5, report)" >&2; return 2 ;;
   esac
 }
 folds() { [ "$1" = lite_whole ] && echo "0" || echo "0 1"; }
@@ -55,12 +57,16 @@ for rung in "$@"; do
     continue
   fi
   if [ "$rung" = report ]; then
-    args=()  # v4 on the folds the screens ran (REPORT_FOLDS), so every row pools the same patients
+    args=()  # every rung on the folds the screens ran (REPORT_FOLDS), so every row pools the same
+    # patients (synth's folds 2-4, run for the five-fold result, are in rung cv5's report)
     for k in ${REPORT_FOLDS:-0 1}; do args+=("v4=reports/ctich/v4_cv5/folds/fold$k"); done
-    for r in lite_whole lite lite_icr native paste robust synth; do
-      [ -d "$ROOT/$r" ] || continue
-      args+=("$r=$ROOT/$r/cv_lite0_unet")
-      for d in "$ROOT/$r"/cv_lite0_unet/lite0_unet_fold*; do keep "$d" "$r/$(basename "$d")"; done
+    for r in lite_whole lite lite_icr native paste robust synth native_synth; do
+      for k in ${REPORT_FOLDS:-0 1}; do
+        d="$ROOT/$r/cv_lite0_unet/lite0_unet_fold$k"
+        [ -f "$d/oof_patients.csv" ] || continue
+        args+=("$r=$d")
+        keep "$d" "$r/$(basename "$d")"
+      done
     done
     $PY -m hemato.cv report "${args[@]}" --out "$OUT"
     continue
