@@ -43,7 +43,7 @@ train() {  # fold runs side by side, then collect into $1
   pack=$(cd "$PACK" && pwd)
   for k in $FOLDS; do
     # shellcheck disable=SC2086
-    nice $PY -m hemato.run experiment=ctich_synth model=lite0_unet data.fold="$k" \
+    nice ${TRAIN_PY:-$PY} -m hemato.run experiment=ctich_synth model=lite0_unet data.fold="$k" \
       data.manifest="$pack/ctich256/slices.csv" model.encoder_weights="$pack/lite0_imagenet_encoder_fp16.pt" \
       trainer="${TRAINER:-gpu}" data.num_workers="${WORKERS:-3}" threads="${THREADS:-2}" \
       data.samples_per_epoch="${SAMPLES:-$((2400 * ${SCALE:-4}))}" trainer.max_epochs="${EPOCHS:-16}" \
@@ -80,7 +80,7 @@ case "$cmd" in
     $PY experiments/gpu_pack.py pack --manifest "$src" --out "$tmp/pack" --no-wheels
     (
       export PACK="$tmp/pack" RUNS="$tmp/runs" FOLDS=${TINY_FOLDS:-0} TRAINER=cpu WORKERS=0 SAMPLES=4 EPOCHS=1
-      THREADS=1 EXTRA="data.batch_size=2 data.folds=${TINY_K:-2} ${EXTRA:-}" train "$tmp/out"
+      THREADS=1 EXTRA="data.batch_size=2 data.folds=${TINY_K:-2} trainer.precision=32-true ${EXTRA:-}" train "$tmp/out"
     )
     PACK="$tmp/pack" RUNS="$tmp/runs" MANIFEST="$src" ROTATIONS=0 REPORT="$tmp/report" "$0" unpack "$tmp/out"
     echo "tiny chain done: $tmp (out/, runs/, report/)"

@@ -1,7 +1,7 @@
 """Run a module as on the device's GPU image: packages installed here that the image lacks
 (and experiments/gpu_pack.py does not carry as wheels) cannot be imported.
 
-    python tests/gpu_image.py hemato.run ARGS...
+    python tests/gpu_image.py [-m] hemato.run ARGS...
 
 The image's packages as the device tool's KINDS.md listed them (read 2026-11-17), as import
 names. Used by tests/test_gpu_pack.py to check that training imports nothing the GPU machine
@@ -48,8 +48,9 @@ class Block(importlib.abc.MetaPathFinder):
 
 
 sys.meta_path.insert(0, Block())
-mod = sys.argv[1]
-sys.argv = [mod] + sys.argv[2:]
+args = sys.argv[2:] if sys.argv[1] == "-m" else sys.argv[1:]  # python tests/gpu_image.py [-m] MODULE ARGS
+mod = args[0]
+sys.argv = args
 try:
     sys.path.insert(0, ".")
     runpy.run_module(mod, run_name="__main__", alter_sys=True)
