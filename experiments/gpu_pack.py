@@ -149,8 +149,10 @@ def pack(manifest: Path, out: Path, size: int, budget_mib: float, qualities: lis
         cv2.imwrite(str(data / rel), m.astype(np.uint8) * 255)
         mask_bytes += (data / rel).stat().st_size
         rows.append({**row.to_dict(), "mask": str(rel), "image": f"images/{row['patient']}/{row['slice_index']}.webp"})
-    spent = tree_bytes() + info["encoder"]["bytes"] + wheel_bytes + mask_bytes + 256 * 1024  # + slices.csv, PACK.json
     info["tree_bytes"] = tree_bytes()
+    spent = (
+        info["tree_bytes"] + info["encoder"]["bytes"] + wheel_bytes + mask_bytes + 256 * 1024
+    )  # + slices.csv, PACK.json
     tried = []
     for q in qualities:
         blobs, stats = encode(images, q)

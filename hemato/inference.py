@@ -73,6 +73,25 @@ def cpu_flags(cpuinfo: str | None = None) -> set[str]:
     return set(m.group(1).split()) if m else set()
 
 
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """This CPU as /proc/cpuinfo (or ``cpuinfo`` text) names its first processor: model name /
+    family / model / stepping (one marketing name covers several generations); else what
+    ``platform`` says."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    block = cpuinfo.split("\n\n", 1)[0]
+    fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in block.splitlines())}
+    parts = [fields.get(k, "") for k in ("model name", "cpu family", "model", "stepping")]
+    if any(parts):
+        return " / ".join(parts)
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
 def set_threads(n: int | None = None) -> int:
     """``torch.set_num_threads(n or physical cores)``; returns the number set."""
     n = int(n) if n else physical_cores()

@@ -64,9 +64,9 @@ def cached_choice(key: dict[str, Any], decide: Callable[[], PrecisionChoice]) ->
     a decision that ran a probe is stored and later calls with the same key return it (its
     reason says from when and where). Delete the file, or set ``trainer.precision``, to
     decide anew; an unreadable file is measured again."""
-    from hemato.inference import cpu_flags
+    from hemato.inference import cpu_flags, cpu_model
 
-    full = {**key, "cpu": _cpu_model(), "bf16_flags": sorted(f for f in cpu_flags() if f in NATIVE_BF16_FLAGS),
+    full = {**key, "cpu": cpu_model(), "bf16_flags": sorted(f for f in cpu_flags() if f in NATIVE_BF16_FLAGS),
             "torch": torch.__version__}  # fmt: skip
     path = (
         cache_dir() / "precision" / f"{hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:16]}.json"
@@ -78,30 +78,12 @@ def cached_choice(key: dict[str, Any], decide: Callable[[], PrecisionChoice]) ->
         pass
     choice = decide()
     if choice.probe:
+        from hemato.rundir import write_atomic
+
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        tmp.write_text(json.dumps({**choice.as_dict(), "when": when, "key": full}, indent=2))
-        tmp.replace(path)
+        write_atomic(path, json.dumps({**choice.as_dict(), "when": when, "key": full}, indent=2))
     return choice
-
-
-def _cpu_model() -> str:
-    """This CPU as /proc/cpuinfo names it: model name, family, model, stepping (one
-    marketing name covers several generations)."""
-    fields: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if not line.strip():
-                break  # the first processor's block is enough
-            k, _, v = line.partition(":")
-            fields[k.strip()] = v.strip()
-    except OSError:
-        pass
-    import platform
-
-    parts = [fields.get(k, "") for k in ("model name", "cpu family", "model", "stepping")]
-    return " / ".join(parts) if any(parts) else platform.processor() or platform.machine()
 
 
 def probe_train_speed(
