@@ -1,5 +1,9 @@
 PY ?= .venv/bin/python
 PIP ?= $(PY) -m pip
+# tests in parallel (pytest-xdist), one worker per core up to 4; a file's tests share a worker,
+# so its module fixtures are built once. JOBS=0 runs them in one process.
+JOBS ?= auto
+XDIST = -n $(JOBS) --maxprocesses=4 --dist loadfile
 
 .PHONY: install install-gpu run test test-fast test-lowest lint format clean
 
@@ -15,16 +19,16 @@ run:                ## train + test the paper's network on the phantom (CPU prof
 	$(PY) -m hemato.run model=ours
 
 test:               ## the full test suite (what CI runs)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(XDIST)
 
 test-fast:          ## skip the slow end-to-end tests
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q $(XDIST) -m "not slow"
 
 test-lowest:        ## the fast tests against the lowest dependency versions pyproject allows (CI runs it)
 	test -x .venv-lowest/bin/python || python3 -m venv .venv-lowest
 	.venv-lowest/bin/python -m pip install -q --upgrade pip
 	.venv-lowest/bin/python -m pip install -q -c constraints-cpu.txt -c constraints-lowest.txt -e ".[dev]"
-	.venv-lowest/bin/python -m pytest -q -m "not slow" -p no:cacheprovider
+	.venv-lowest/bin/python -m pytest -q $(XDIST) -m "not slow" -p no:cacheprovider
 
 lint:               ## ruff check + ruff format --check (CI runs it)
 	$(PY) -m ruff check hemato tests
