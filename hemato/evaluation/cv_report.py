@@ -344,18 +344,6 @@ def cv_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) -> di
     write_atomic(out / "table1_oof.csv", table.to_csv(index=False))
     md = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     md += ["| " + " | ".join(str(v) for v in r) + " |" for r in table.itertuples(index=False)]
-    if summary["paired"]:
-        md += [
-            "",
-            "Paired per-patient Dice (patients with bleed tested by both):",
-            "",
-            "| comparison | n | mean difference [95 % CI] | Wilcoxon p |",
-            "|---|---|---|---|",
-        ]
-        md += [
-            f"| {k} | {v['n']} | {fmt_ci(v['mean_diff'], v['ci'])} | {v['wilcoxon_p']:.3g} |"
-            for k, v in summary["paired"].items()
-        ]
     if len(labels) > 1:
         md += [
             "",
