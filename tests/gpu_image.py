@@ -7,10 +7,14 @@ The image's packages as the device tool's KINDS.md listed them (read 2026-11-17)
 names. Used by tests/test_gpu_pack.py to check that training imports nothing the GPU machine
 lacks (wandb, nibabel, pydicom, ... are installed here, not there)."""
 
+import ast
 import importlib.abc
 import pkgutil
+import re
 import runpy
 import sys
+from importlib.metadata import packages_distributions
+from pathlib import Path
 
 device = """absl accelerate aiofiles aiohappyeyeballs aiohttp aiosignal annotated_doc anyio attr attrs botorch build certifi
 charset_normalizer chex click cloudpickle cmake colorama contourpy coverage cuda cupy cycler cython diffrax e3nn einops
@@ -25,14 +29,26 @@ skimage sklearn scipy seaborn sentencepiece sentence_transformers setuptools pkg
 tabulate tensorboard tensorstore threadpoolctl tifffile tiktoken timm tokenizers toolz torch torchgen functorch torchaudio torchdiffeq
 torch_geometric torchmetrics torchvision tqdm transformers treescope triton typer typing_extensions typing_inspect
 urllib3 uvloop wadler_lindig werkzeug wheel wrapt xarray xxhash yarl zipp""".split()
-carried = "hydra omegaconf antlr4 albumentations albucore simsimd stringzilla pydantic pydantic_core annotated_types typing_inspection efficientnet_lite_pytorch".split()  # gpu_pack.DEVICE_WHEELS
-allowed = (
-    {"mpl_toolkits"}
-    | set(device)
-    | set(carried)
-    | set(sys.stdlib_module_names)
-    | {"hemato", "__main__", "_distutils_hack"}
-)
+
+
+def carried() -> set[str]:
+    """Import names of experiments/gpu_pack.py's DEVICE_WHEELS (read from its source, so that
+    importing it here does not import what should be refused later)."""
+    tree = ast.parse((Path(__file__).parents[1] / "experiments" / "gpu_pack.py").read_text())
+    wheels = next(
+        ast.literal_eval(n.value)
+        for n in tree.body
+        if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "DEVICE_WHEELS"
+    )
+    norm = {re.sub(r"[-_.]+", "-", w).lower() for w in wheels}
+    return {
+        m
+        for m, dists in packages_distributions().items()
+        if any(re.sub(r"[-_.]+", "-", d).lower() in norm for d in dists)
+    }
+
+
+allowed = {"mpl_toolkits", "hemato", "__main__"} | set(device) | carried() | set(sys.stdlib_module_names)
 installed = {m.name for m in pkgutil.iter_modules() if not m.name.startswith("_")}
 hidden = installed - allowed  # here but not on the GPU image
 blocked = set()

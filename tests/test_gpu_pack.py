@@ -67,7 +67,6 @@ def test_a_pack_over_the_budget_is_refused_naming_the_folder(tmp_path: Path) -> 
 def test_the_tiny_chain_trains_collects_and_evaluates_on_the_native_slices(tmp_path: Path) -> None:
     """Training runs with every package the device's GPU image lacks hidden: it needs nothing
     beyond the image and the carried wheels."""
-    # training runs as on the device's GPU image: packages it lacks are hidden (tests/gpu_image.py)
     env = {
         **os.environ,
         "PY": sys.executable,

@@ -63,7 +63,8 @@ def test_same_seed_is_identical_and_a_killed_run_resumes_to_the_same_result(tmp_
     killed_at, seen = None, None
     while time.time() < deadline and proc.poll() is None:
         # load the checkpoint only when it changed: loading it on every poll starves the run
-        stamp = (last.stat().st_mtime_ns, last.stat().st_size) if last.exists() else None
+        st = last.stat() if last.exists() else None
+        stamp = (st.st_mtime_ns, st.st_size) if st else None
         if stamp is not None and stamp != seen:
             try:
                 epoch = torch.load(last, map_location="cpu", weights_only=True)["epoch"]
