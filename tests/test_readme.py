@@ -97,3 +97,46 @@ def test_readme_has_one_current_results_table() -> None:
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert len(cells) == len(cols) and cells[0].startswith("`") and re.fullmatch(r"\d{4}-\d{2}-\d{2}", cells[-1])
+
+
+def results_rows(text: str) -> list[list[str]]:
+    """The cells of each row of README's results table (header and rule left out)."""
+    start = text.index("| command |")
+    return [[c.strip() for c in row.strip("|").split("|")] for row in text[start:].split("\n\n")[0].splitlines()[2:]]
+
+
+def unreported_figures(row: list[str], root: Path) -> list[str]:
+    """Figures (3 decimals) of a row's figure cell that none of the reports it links to prints
+    (to 3 decimals: a report's 0.0 holds the row's 0.000, its 0.0645 the row's 0.065).
+
+    A row links its reports as ``[...](reports/....md)`` in any cell; a row with no such link
+    is not checked (returns []). Signs are dropped: a report prints ``plain - full`` as 0.026.
+    """
+    links = [root / t for cell in row for t in re.findall(r"\]\((reports/[^)#\s]+\.md)\)", cell)]
+    if not links:
+        return []
+    reported = {f"{float(x):.3f}" for p in links for x in re.findall(r"\d+\.\d+", p.read_text())}
+    figure = re.sub(r"\]\([^)]*\)", "]", row[2])  # link targets hold no figures
+    return [f for f in re.findall(r"(?<![\d.])\d+\.\d{3}(?![\d.])", figure) if f not in reported]
+
+
+def test_results_rows_match_the_reports_they_link() -> None:
+    """Each figure of a results row that links its reports is printed in one of them."""
+    rows = results_rows((ROOT / "README.md").read_text())
+    linked = [r for r in rows if re.search(r"\]\(reports/[^)]+\.md\)", " ".join(r))]
+    assert len(linked) >= 2, "the real-CT rows link the reports their figures come from"
+    wrong = {r[0]: bad for r in linked if (bad := unreported_figures(r, ROOT))}
+    assert not wrong, wrong
+
+
+def test_unreported_figures_catches_a_figure_not_in_the_report(tmp_path: Path) -> None:
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "t.md").write_text("| plain - full | 0.026 [-0.031, 0.096] | 0.52 |\n")
+    row = ["`x`", "what", "**+0.026** [-0.031, 0.096] ([t](reports/t.md))", "1 min", "cpu", "2026-12-01"]
+    assert unreported_figures(row, tmp_path) == []
+    row[2] = "**+0.027** [-0.031, 0.096] ([t](reports/t.md))"
+    assert unreported_figures(row, tmp_path) == ["0.027"]
+    (tmp_path / "reports" / "t.md").write_text("| v4 | 20.0 | 0.0 | p 0.0645 |\n")
+    row[2] = "v4 0.000, p 0.065 ([t](reports/t.md))"  # the same figures to 3 decimals
+    assert unreported_figures(row, tmp_path) == []
+    assert unreported_figures(["`x`", "w", "0.111", "", "", ""], tmp_path) == []  # no link: not checked
