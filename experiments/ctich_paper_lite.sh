@@ -55,8 +55,7 @@ for v in "$@"; do
       train seed_full 0 seed=$SEED2 $(flags full)
       ;;
     report)
-      args=("plain=$LADDER/synth/cv_lite0_unet")
-      for r in full sa sa_ca; do [ -d "$ROOT/$r" ] && args+=("$r=$ROOT/$r/cv_lite0_unet"); done
+      args=("plain=$LADDER/synth/cv_lite0_unet" "full=$ROOT/full/cv_lite0_unet")  # Table 1/2: plain against full
       for r in full sa sa_ca; do
         for d in "$ROOT/$r"/cv_lite0_unet/lite0_unet_fold*; do [ -d "$d" ] && keep "$d" "$r/$(basename "$d")"; done
       done

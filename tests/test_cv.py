@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from hemato.cv import main as cv_main
-from hemato.evaluation.cv_report import cv_report, fp_threshold_px, merge_folds, summarize_oof
+from hemato.evaluation.cv_report import cv_report, fp_threshold_px, merge_folds, oof_tables, summarize_oof
 from hemato.evaluation.seeds import seeds_report
 from hemato.evaluation.stats import bootstrap_ci, paired_test
 
@@ -101,6 +101,22 @@ def test_folds_pool_per_model_with_cis_and_paired_test(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "out" / "cv_summary.json").read_text())["models"]["U-Net"][
         "dice_patient"
     ] == pytest.approx(0.45)
+
+
+def test_paired_dice_is_repeated_at_each_rotation_both_models_have(tmp_path: Path) -> None:
+    for name, model, dice0 in (("ours_fold0", OURS, 80), ("unet_fold0", UNET, 50)):
+        d = _fake_run(tmp_path, name, model, 0, [("a", dice0, 100, 100, 100), ("c", dice0 - 20, 100, 100, 100)])
+        p = pd.read_csv(d / "oof_patients.csv", dtype={"patient_id": str})
+        r90 = p.assign(rotation=90, dice=p["dice"] - (0.3 if model is OURS else 0.0))  # ours loses its lead at 90
+        pd.concat([p, r90]).to_csv(d / "oof_patients.csv", index=False)
+    s = cv_report([tmp_path], tmp_path / "out")
+    assert s["paired"]["Ours - U-Net"]["mean_diff"] == pytest.approx(0.3)
+    rot = s["paired_rotations"]["Ours - U-Net"]
+    assert set(rot) == {"90"} and rot["90"]["n"] == 2 and rot["90"]["mean_diff"] == pytest.approx(0.0)
+    assert "| Ours - U-Net | 90 deg | 2 | 0.000 [" in (tmp_path / "out" / "table1_oof.md").read_text()
+    paired = next(t.data for t in oof_tables(s) if t.key == "oof_paired")  # the W&B table
+    at90 = paired[(paired["metric"] == "dice") & (paired["rotation"] == 90)]
+    assert len(at90) == 1 and at90["mean_diff"].iloc[0] == pytest.approx(0.0)
 
 
 def test_a_patient_tested_twice_for_one_model_is_refused(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ class OofTable(NamedTuple):
 
 def oof_tables(summary: dict[str, Any]) -> list[OofTable]:
     """``cv_report``'s summary as tables of numbers: per model (Table 1/2 out of fold), paired
-    per metric, per bleed size, per rotation."""
+    per metric (and Dice per rotation), per bleed size, per rotation."""
     models = pd.DataFrame(
         [
             {
@@ -53,14 +53,17 @@ def oof_tables(summary: dict[str, Any]) -> list[OofTable]:
             {
                 "comparison": c,
                 "metric": name,
+                "rotation": int(angle),
                 "n": v["n"],
                 "mean_diff": v["mean_diff"],
                 "ci_lo": v["ci"][0],
                 "ci_hi": v["ci"][1],
                 "wilcoxon_p": v["wilcoxon_p"],
             }  # fmt: skip
-            for c, per in summary.get("paired_metrics", {}).items()
-            for name, v in per.items()
+            for c, name, angle, v in [
+                *((c, m, 0, v) for c, per in summary.get("paired_metrics", {}).items() for m, v in per.items()),
+                *((c, "dice", g, v) for c, per in summary.get("paired_rotations", {}).items() for g, v in per.items()),
+            ]
         ]
     )
     sizes = pd.DataFrame(
@@ -261,7 +264,13 @@ def cv_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) -> di
         raise FileNotFoundError(
             f"no evaluated run (oof_patients.csv) under {', '.join(map(str, paths))}; run `python -m hemato.cv evaluate` first"
         )
-    summary: dict[str, Any] = {"models": {}, "paired": {}, "paired_metrics": {}, "rotations": {}}
+    summary: dict[str, Any] = {
+        "models": {},
+        "paired": {},
+        "paired_metrics": {},
+        "paired_rotations": {},
+        "rotations": {},
+    }
     rows = []
     for label, (p, s) in merged.items():
         p0, s0 = p[p["rotation"] == 0], s[s["rotation"] == 0]
@@ -340,6 +349,11 @@ def cv_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) -> di
             per = {m: paired_test(pa0, pb0, metric=m, seed=seed) for m in PAIRED_METRICS if m in pa0 and m in pb0}
             summary["paired"][f"{a} - {b}"] = per["dice"]  # the headline test, Dice
             summary["paired_metrics"][f"{a} - {b}"] = per
+            angles = sorted(set(pa["rotation"]) & set(pb["rotation"]) - {0})
+            if angles:  # the Dice comparison again with the inputs rotated: does it hold at each angle?
+                summary["paired_rotations"][f"{a} - {b}"] = {
+                    str(g): paired_test(pa[pa["rotation"] == g], pb[pb["rotation"] == g], seed=seed) for g in angles
+                }
     table = pd.DataFrame(rows)
     write_atomic(out / "table1_oof.csv", table.to_csv(index=False))
     md = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
@@ -375,6 +389,19 @@ def cv_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) -> di
                 )
                 + " |"
             )
+    if summary["paired_rotations"]:
+        md += [
+            "",
+            "Paired per-patient Dice, a - b, with both models' inputs rotated alike:",
+            "",
+            "| comparison | rotation | n | mean difference [95 % CI] | Wilcoxon p |",
+            "|---|---|---|---|---|",
+        ]
+        md += [
+            f"| {k} | {g} deg | {v['n']} | {fmt_ci(v['mean_diff'], v['ci'])} | {v['wilcoxon_p']:.3g} |"
+            for k, per in summary["paired_rotations"].items()
+            for g, v in per.items()
+        ]
     figs = []
     for label in merged:
         figs += failure_figures(paths, label, out / "figures")
