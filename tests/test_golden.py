@@ -8,8 +8,8 @@ on two committed out-of-fold runs, and ``hemato-compare`` of two of those report
     .venv/bin/python -m tests.test_golden OUT   # write the cases with the code on the path
 
 Compared: report.json minus what names a time, a path or this machine (input fingerprint,
-paths, threads, the precision probe), minus fields added since (``schema_version``, cv_summary's ``paired_metrics``) and minus
-the shipped weights file's hash and packed figures (they change when it is repacked);
+paths, threads, the precision probe), minus fields added since (``schema_version``, cv_summary's
+``paired_metrics`` and ``paired_rotations``) and minus the shipped weights file's hash and packed figures (they change when it is repacked);
 report.csv minus its checkpoint path; the mask voxels; cv_summary.json; compare.json.
 Numbers within 1e-6 relative, masks identical but for at most 0.1 % of the bleed voxels
 (another CPU's kernels can move a voxel at the threshold).
@@ -161,6 +161,7 @@ def test_outputs_are_those_of_the_code_before_the_refactor(tmp_path: Path) -> No
         assert (old_mask != new_mask).sum() <= max(1, 0.001 * old_mask.sum()), f"{name}: masks differ"
     cv_new = json.loads((tmp_path / "cv" / "cv_summary.json").read_text())
     assert cv_new.pop("paired_metrics") is not None  # added since (issue 26): Dice, IoU, Rvd paired
+    assert cv_new.pop("paired_rotations") is not None  # added since (issue 26): paired Dice per rotation
     _same(json.loads((GOLDEN / "cv_summary.json").read_text()), cv_new, "cv_summary.json")
     old, new = (json.loads(p.read_text()) for p in (GOLDEN / "compare.json", tmp_path / "compare" / "compare.json"))
     _same(_strip(old), _strip(new), "compare.json")
