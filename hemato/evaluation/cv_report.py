@@ -84,6 +84,18 @@ def oof_tables(summary: dict[str, Any]) -> list[OofTable]:
     return tables + [OofTable(k, t) for k, t in (("oof_paired", paired), ("oof_rotations", rot)) if len(t)]
 
 
+def paired_md(caption: str, by: str, tests: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """Markdown lines of paired tests ``{comparison: {row name: paired_test result}}``, one row
+    each, under ``caption`` (lines split at newlines); ``by`` heads the row-name column."""
+    md = ["", *caption.split("\n"), "", f"| comparison | {by} | n | mean difference [95 % CI] | Wilcoxon p |"]
+    md.append("|---|---|---|---|---|")
+    return md + [
+        f"| {k} | {name} | {v['n']} | {fmt_ci(v['mean_diff'], v['ci'])} | {v['wilcoxon_p']:.3g} |"
+        for k, per in tests.items()
+        for name, v in per.items()
+    ]
+
+
 def fp_threshold_px(assumed_spacing_mm: float = ASSUMED_SPACING_MM, fp_area_mm2: float = FP_AREA_MM2) -> float:
     return fp_area_mm2 / assumed_spacing_mm**2
 
@@ -359,19 +371,12 @@ def cv_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) -> di
     md = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     md += ["| " + " | ".join(str(v) for v in r) + " |" for r in table.itertuples(index=False)]
     if len(labels) > 1:
-        md += [
-            "",
-            "Paired per patient, each metric, a - b over the patients with bleed tested by both (Dice, IoU:",
+        md += paired_md(
+            "Paired per patient, each metric, a - b over the patients with bleed tested by both (Dice, IoU:\n"
             "higher is better; abs Rvd: lower is better; the signed relative volume error: above 0 calls more):",
-            "",
-            "| comparison | metric | n | mean difference [95 % CI] | Wilcoxon p |",
-            "|---|---|---|---|---|",
-        ]
-        md += [
-            f"| {k} | {PAIRED_METRICS[m]} | {v['n']} | {fmt_ci(v['mean_diff'], v['ci'])} | {v['wilcoxon_p']:.3g} |"
-            for k, per in summary["paired_metrics"].items()
-            for m, v in per.items()
-        ]
+            "metric",
+            {k: {PAIRED_METRICS[m]: v for m, v in per.items()} for k, per in summary["paired_metrics"].items()},
+        )
     if summary["rotations"]:
         md += [
             "",
@@ -390,18 +395,11 @@ def cv_report(paths: list[str | Path], out_dir: str | Path, seed: int = 0) -> di
                 + " |"
             )
     if summary["paired_rotations"]:
-        md += [
-            "",
+        md += paired_md(
             "Paired per-patient Dice, a - b, with both models' inputs rotated alike:",
-            "",
-            "| comparison | rotation | n | mean difference [95 % CI] | Wilcoxon p |",
-            "|---|---|---|---|---|",
-        ]
-        md += [
-            f"| {k} | {g} deg | {v['n']} | {fmt_ci(v['mean_diff'], v['ci'])} | {v['wilcoxon_p']:.3g} |"
-            for k, per in summary["paired_rotations"].items()
-            for g, v in per.items()
-        ]
+            "rotation",
+            {k: {f"{g} deg": v for g, v in per.items()} for k, per in summary["paired_rotations"].items()},
+        )
     figs = []
     for label in merged:
         figs += failure_figures(paths, label, out / "figures")
