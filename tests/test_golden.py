@@ -10,7 +10,8 @@ on two committed out-of-fold runs, and ``hemato-compare`` of two of those report
 Compared: report.json minus what names a time, a path or this machine (input fingerprint,
 paths, threads, the precision probe), minus fields added since (``schema_version``, cv_summary's
 ``paired_metrics`` and ``paired_rotations``) and minus the shipped weights file's hash and packed
-figures (they change when it is repacked); report.csv minus its checkpoint path; the mask voxels; cv_summary.json; compare.json.
+figures (they change when it is repacked); report.csv minus its checkpoint path; the mask
+voxels; cv_summary.json; compare.json.
 Numbers within 1e-6 relative, masks identical but for at most 0.1 % of the bleed voxels
 (another CPU's kernels can move a voxel at the threshold).
 """
